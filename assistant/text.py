@@ -1,0 +1,80 @@
+"""Normalise what people type so that triage and retrieval see the words, not the tricks.
+
+Zero-width and right-to-left control characters, full-width letters and HTML tags
+can hide a red flag from a pattern; they are removed here, once, for every shell.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+
+from assistant.errors import InputError
+
+_TAG = re.compile(r"<[^>]{0,500}>")
+_SPACES = re.compile(r"[ \t\f\v]+")
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+def strip_invisible(text: str) -> str:
+    """Drop format characters (zero-width, bidi controls, BOM, soft hyphen) and control codes."""
+    out = []
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if cat == "Cf":
+            continue
+        if cat == "Cc" and ch not in "\n\t":
+            continue
+        out.append(ch)
+    return "".join(out)
+
+
+def looks_binary(text: str) -> bool:
+    """True for text that is mostly control or replacement characters (a pasted binary file)."""
+    if not text:
+        return False
+    bad = sum(1 for ch in text if ch == "\ufffd" or (ord(ch) < 32 and ch not in "\n\t\r"))
+    return "\x00" in text or bad / len(text) > 0.1
+
+
+def normalize(text: str) -> str:
+    """NFKC-normalise, drop invisible characters and collapse runs of spaces."""
+    text = unicodedata.normalize("NFKC", text)
+    text = strip_invisible(text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _SPACES.sub(" ", text)
+    return _BLANK_LINES.sub("\n\n", text).strip()
+
+
+def plain_text(text: str) -> str:
+    """The words of a message with HTML tags and entities removed (for analysis, not display)."""
+    return normalize(_TAG.sub(" ", html.unescape(text)))
+
+
+def clean_message(raw: object, max_chars: int) -> str:
+    """Validate a user message and return it normalised.
+
+    Raises:
+        InputError: the message is not text, is empty after removing invisible
+            characters, looks like binary data, or is longer than `max_chars`.
+    """
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                "The message is binary data, not text. Please type a question."
+            ) from exc
+    if not isinstance(raw, str):
+        raise InputError(f"The message must be text, got {type(raw).__name__}.")
+    if looks_binary(raw):
+        raise InputError("The message looks like binary data, not text. Please type a question.")
+    text = normalize(raw)
+    if not text:
+        raise InputError("The message is empty. Please type a question about your back pain.")
+    if len(text) > max_chars:
+        raise InputError(
+            f"The message is {len(text):,} characters long; the limit is {max_chars:,}. "
+            "Please shorten it to the main question."
+        )
+    return text

@@ -1,0 +1,127 @@
+"""Data crossing module boundaries: chunks, citations, triage results and answers."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+
+class TriageLevel(StrEnum):
+    """How urgently the person should get care; the order is the order of severity."""
+
+    SELF_CARE = "self_care"
+    OUT_OF_SCOPE = "out_of_scope"
+    SEE_PT = "see_pt"
+    URGENT = "urgent"
+    EMERGENCY = "emergency"
+
+    @property
+    def severity(self) -> int:
+        return _SEVERITY[self]
+
+
+_SEVERITY = {
+    TriageLevel.SELF_CARE: 0,
+    TriageLevel.OUT_OF_SCOPE: 0,
+    TriageLevel.SEE_PT: 1,
+    TriageLevel.URGENT: 2,
+    TriageLevel.EMERGENCY: 3,
+}
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message of the conversation so far."""
+
+    role: Literal["user", "assistant"]
+    content: str
+
+    @classmethod
+    def coerce(cls, value: Turn | dict[str, Any]) -> Turn:
+        if isinstance(value, Turn):
+            return value
+        role = value.get("role")
+        if role not in ("user", "assistant"):
+            raise ValueError(f"history role must be 'user' or 'assistant', got {role!r}")
+        content = value.get("content")
+        if not isinstance(content, str):
+            raise ValueError("history content must be a string")
+        return cls(role=role, content=content)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage of a knowledge document, the unit that is embedded, retrieved and cited."""
+
+    id: str
+    text: str
+    document: str  # document title
+    source: str  # path of the source file, relative to the knowledge folder
+    section: str  # heading path inside the document, e.g. "Strength ... > Bird Dog"
+    experts: tuple[str, ...] = ()  # "Name, credential" of each expert quoted in the text
+    position: int = 0  # order of the chunk inside its document
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "document": self.document,
+            "source": self.source,
+            "section": self.section,
+            "experts": list(self.experts),
+            "position": self.position,
+        }
+
+
+@dataclass(frozen=True)
+class ScoredChunk:
+    """A retrieved chunk with the scores that ranked it."""
+
+    chunk: Chunk
+    score: float  # fused score (higher is better)
+    similarity: float  # cosine similarity to the query, from the dense retriever
+
+
+@dataclass(frozen=True)
+class Citation:
+    """The `[n]` an answer sentence points at: which chunk, and its full text."""
+
+    n: int
+    chunk_id: str
+    document: str
+    section: str
+    experts: list[str]
+    text: str
+
+
+@dataclass(frozen=True)
+class Triage:
+    """The triage decision for a message in its conversation."""
+
+    level: TriageLevel = TriageLevel.SELF_CARE
+    reasons: list[str] = field(default_factory=list)
+    referral: str = ""  # what to tell the person first, from the policy's wording
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"level": str(self.level), "reasons": list(self.reasons)}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What `Assistant.ask` returns; `to_dict` is the JSON contract of `ask --json`."""
+
+    message: str
+    triage: Triage
+    answer: str
+    citations: list[Citation]
+    timings_ms: dict[str, float]
+    covered: bool = True  # False when the knowledge base had nothing relevant
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "message": self.message,
+            "triage": self.triage.to_dict(),
+            "answer": self.answer,
+            "citations": [asdict(c) for c in self.citations],
+            "timings_ms": dict(self.timings_ms),
+            "covered": self.covered,
+        }

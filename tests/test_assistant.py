@@ -1,0 +1,149 @@
+"""Answers: grounded in the cited text, organised for the question, short, attributed, checked."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from assistant.compose import CITATION, DISCLAIMER, Intent, check_citations, detect_intent
+from assistant.errors import InputError
+from assistant.types import Citation, TriageLevel
+from tests.test_retrieval import QUESTIONS
+
+PROSE = [
+    "why does my back hurt on incline?",
+    "what should I do if my back is sore after the treadmill?",
+    "is bed rest good for back pain?",
+    "does posture matter on the treadmill?",
+    "why are my hip flexors tired after 12-3-30?",
+]
+
+
+def _body(text: str) -> str:
+    return text.replace(DISCLAIMER, "")
+
+
+def _words(text: str) -> int:
+    return len(re.sub(r"\[\d+\]", "", _body(text)).split())
+
+
+@pytest.mark.parametrize("question", [q for q, _ in QUESTIONS])
+def test_every_citation_resolves_and_contains_its_sentence(bot, question: str) -> None:
+    answer = bot.ask(question)
+    numbers = {int(n) for n in CITATION.findall(answer.answer)}
+    assert numbers == {c.n for c in answer.citations}, "every [n] has an entry and vice versa"
+    assert check_citations(answer.answer, answer.citations) == []
+    chunk_ids = {c.chunk_id for c in answer.citations}
+    assert chunk_ids <= {c.id for c in bot.retriever.chunks}
+    for c in answer.citations:
+        assert c.text == bot.retriever.chunk(c.chunk_id).text  # the full chunk text
+
+
+@pytest.mark.parametrize("question", PROSE)
+def test_prose_answers_are_short_cited_and_end_with_the_reminder(bot, question: str) -> None:
+    answer = bot.ask(question)
+    assert answer.triage.level is TriageLevel.SELF_CARE
+    assert answer.covered
+    assert 60 <= _words(answer.answer) <= 180, answer.answer
+    assert answer.answer.rstrip().endswith(DISCLAIMER)
+    statements = [ln for ln in _body(answer.answer).splitlines() if ln.startswith("- ")]
+    assert statements and all(CITATION.search(ln) for ln in statements)
+
+
+def test_every_answer_sentence_is_in_its_cited_chunk(bot) -> None:
+    """Faithfulness: strip markers and attributions, and each statement is verbatim source text."""
+    answer = bot.ask("why does my back hurt on incline?")
+    by_n = {c.n: c.text for c in answer.citations}
+    for line in _body(answer.answer).splitlines():
+        m = re.match(r"^- (?:[A-Z][a-z]+ [A-Z][a-z]+, [A-Z]+: )?(.*) \[(\d+)\]$", line)
+        if m:
+            assert m.group(1) in by_n[int(m.group(2))], line
+
+
+def test_why_question_leads_with_causes(bot) -> None:
+    answer = bot.ask("why does my back hurt on incline?")
+    first = next(ln for ln in answer.answer.splitlines() if ln.startswith("- "))
+    assert re.search(r"posture|force|weakness|pressure|too much|incline", first, re.I), first
+    assert answer.citations[0].section.startswith("Causes of Back Pain")
+
+
+def test_how_to_question_gives_the_exercise_steps_in_order(bot) -> None:
+    answer = bot.ask("how do I do a glute bridge?")
+    assert answer.citations[0].section.endswith("Glute Bridge")
+    steps = [int(n) for n in re.findall(r"^(\d+)\. ", answer.answer, re.MULTILINE)]
+    assert steps == [1, 2, 3]
+    assert "Repeat 10 times." in answer.answer
+    assert "hip flexor and core strength" in answer.answer
+
+
+def test_follow_up_uses_the_conversation(bot) -> None:
+    history = [
+        {"role": "user", "content": "tell me about the glute bridge"},
+        {"role": "assistant", "content": bot.ask("tell me about the glute bridge").answer},
+    ]
+    answer = bot.ask("how many reps?", history)
+    assert "Repeat 10 times." in answer.answer
+    assert answer.citations[0].section.endswith("Glute Bridge")
+
+
+def test_expert_advice_is_attributed(bot) -> None:
+    answer = bot.ask("how far should I lean forward on an incline?")
+    assert "Ben Fung, DPT" in answer.answer
+    quoted = bot.ask("why do my hip flexors get tired on a steep incline?")
+    assert "Shroyer" in quoted.answer
+    for c in quoted.citations:
+        if "Shroyer" in c.text:
+            assert "Lauren Shroyer, MS" in c.experts
+
+
+def test_uncovered_question_says_so_without_citations(bot) -> None:
+    answer = bot.ask("how do I bake sourdough bread?")
+    assert not answer.covered
+    assert answer.citations == [] and not CITATION.search(answer.answer)
+    assert "doesn't cover" in answer.answer
+
+
+def test_timings_are_reported(bot) -> None:
+    answer = bot.ask("why does my back hurt on incline?")
+    assert {"total", "embed", "triage", "retrieve", "compose"} <= set(answer.timings_ms)
+    assert answer.timings_ms["total"] >= answer.timings_ms["retrieve"] > 0
+
+
+@pytest.mark.parametrize("message", ["", "   ", "\u200b\u200b", "\n\t"])
+def test_empty_messages_are_refused(bot, message: str) -> None:
+    with pytest.raises(InputError, match="empty"):
+        bot.ask(message)
+
+
+def test_too_long_and_binary_messages_are_refused(bot) -> None:
+    with pytest.raises(InputError, match="limit is 2,000"):
+        bot.ask("back pain " * 400)
+    with pytest.raises(InputError, match="binary"):
+        bot.ask("\x00\x01\x02\x03PK\x03\x04")
+
+
+def test_html_in_a_message_is_read_as_text(bot) -> None:
+    answer = bot.ask("<b>why</b> does my back hurt on <i>incline</i>?")
+    assert answer.covered and answer.citations
+
+
+@pytest.mark.parametrize(
+    ("question", "intent"),
+    [
+        ("why does my back hurt on incline", Intent.WHY),
+        ("how do I do a bird dog", Intent.STEPS),
+        ("how many reps?", Intent.REPS),
+        ("what should I do about it", Intent.ACTION),
+        ("when should I see a physical therapist", Intent.WHEN_PT),
+    ],
+)
+def test_intent_detection(question: str, intent: Intent) -> None:
+    assert detect_intent(question) is intent
+
+
+def test_check_citations_catches_bad_markers_and_unsupported_text() -> None:
+    cite = Citation(1, "x", "Doc", "Sec", [], "Walk slowly for five minutes.")
+    assert check_citations("- Walk slowly for five minutes. [1]", [cite]) == []
+    assert check_citations("- Walk slowly. [2]", [cite]) == ["[2] has no citation entry"]
+    assert check_citations("- Run fast for an hour. [1]", [cite])
