@@ -83,9 +83,12 @@ class Assistant:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings | None = None, *, progress: bool = False
+        cls, settings: Settings | None = None, *, progress: bool = False, warm: bool = False
     ) -> Assistant:
         """Load the model once, build or refresh the index if needed, and wire the parts.
+
+        `warm=True` also embeds every chunk's sentences up front (a long-running page
+        wants that; a one-shot `ask` does not: it embeds only the chunks it cites).
 
         Raises:
             KnowledgeError: no knowledge documents to build the index from.
@@ -98,9 +101,9 @@ class Assistant:
         embedder = Embedder(settings.model_path, settings.embedding_batch_size)
         index = Index(settings)
         report = index.ensure(embedder, progress=progress)
-        retriever = HybridRetriever.build(index.open(), embedder, settings)
+        retriever = HybridRetriever.build(index.open(), embedder, settings, index.keywords())
         composer = Composer(embedder, max_words=settings.answer_max_words)
-        if len(retriever.chunks) <= 2000:
+        if warm:
             composer.warm_up(retriever.chunks)
         triager = Triager.from_settings(settings, embedder)
         bot = cls(settings, embedder, retriever, composer, triager)
@@ -131,7 +134,7 @@ class Assistant:
         if triage.level in (TriageLevel.EMERGENCY, TriageLevel.URGENT, TriageLevel.OUT_OF_SCOPE):
             answer = self._referral_only(triage)
             timings["total"] = _ms(started)
-            return Answer(text, triage, answer, [], timings, covered=True)
+            return Answer(text, triage, answer, [], timings, covered=False)
 
         t = time.perf_counter()
         query, query_vector = self._query(analysed, vector, turns)
@@ -174,8 +177,6 @@ class Assistant:
         if triage.reasons and triage.level is not TriageLevel.OUT_OF_SCOPE:
             lines.append("\nWhat I noticed in your messages:")
             lines += [f"- {r}" for r in triage.reasons]
-        if triage.level is not TriageLevel.OUT_OF_SCOPE:
-            lines.append(f"\n{DISCLAIMER}")
         return "\n".join(lines)
 
     def _with_pt_referral(
@@ -194,8 +195,8 @@ class Assistant:
         advice = self.composer.compose(
             question, hits, vector, cites=cites, exclude=frozenset(u for u, _ in pt.units)
         )
-        text = "\n".join(lead) + (f"\n\n{advice.text}" if advice.covered else "")
-        return Composed(text, cites.citations(), covered=True, intent=advice.intent)
+        text = "\n".join(lead) + f"\n\n{advice.text}"
+        return Composed(text, cites.citations(), covered=advice.covered, intent=advice.intent)
 
     def _pt_vector(self) -> np.ndarray:
         if not hasattr(self, "_pt_vec"):

@@ -1,4 +1,4 @@
-"""The command line: `python -m assistant ingest | ask | chat | serve`.
+"""The command line: `python -m assistant ingest | ask | chat | serve | feedback export`.
 
 Readable output for people, `--json` for machines. Known errors become one line
 on stderr saying what to do next (exit 1); a bad invocation exits 2 with usage.
@@ -114,7 +114,7 @@ def _batch_lines(stream: TextIO) -> Iterator[tuple[Any, dict[str, Any] | None, s
             continue
         try:
             req = json.loads(line)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             yield lineno, None, f"line {lineno} is not valid JSON ({exc.msg})"
             continue
         if not isinstance(req, dict):
@@ -222,6 +222,39 @@ def serve() -> None:
     from assistant.config import PROJECT_ROOT
 
     runpy.run_path(str(PROJECT_ROOT / "app.py"), run_name="__main__")
+
+
+@cli.group()
+def feedback() -> None:
+    """Thumbs up/down left on the chat page (stored in ASSISTANT_DATA_DIR)."""
+
+
+@feedback.command("export")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write to FILE instead of standard output.",
+)
+def feedback_export(out: Path | None) -> None:
+    """Write every rating as JSON Lines (user_input, response, citations, triage_level, rating,
+    comment, created_at), ready to turn into eval cases."""
+    from assistant.feedback import FILENAME, FeedbackStore
+
+    try:
+        settings = _settings()
+        path = settings.data_dir / FILENAME
+        store = FeedbackStore(path) if path.exists() else None
+        if out is None:
+            count = store.export(sys.stdout) if store else 0
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with out.open("w", encoding="utf-8") as fh:
+                count = store.export(fh) if store else 0
+    except AssistantError as exc:
+        _fail(exc)
+        return
+    where = f" to {out}" if out else ""
+    click.echo(f"Exported {count} feedback record(s) from {path}{where}.", err=True)
 
 
 def main() -> None:

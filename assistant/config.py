@@ -68,8 +68,16 @@ class Settings(BaseSettings):
         default=0.30,
         ge=-1,
         le=1,
-        description="Cosine similarity a chunk needs to count as relevant; below it for every "
-        "chunk, the answer says the knowledge base does not cover the question.",
+        description="Cosine similarity the best-matching chunk needs; below it the answer says "
+        "the knowledge base does not cover the question.",
+    )
+
+    covered_similarity: float = Field(
+        default=0.55,
+        ge=-1,
+        le=1,
+        description="Cosine similarity that makes a question count as covered even though it "
+        "uses content words the knowledge base never does (e.g. 'knee brace').",
     )
 
     # -- answers and input -----------------------------------------------------

@@ -97,6 +97,10 @@ class Index:
             return [Path(p) for p in recorded]
         return [Path(self.settings.knowledge_dir)]
 
+    def keywords(self) -> list[str]:
+        """Curated keywords of the indexed documents (front matter), for the coverage check."""
+        return [str(k) for k in (self.manifest() or {}).get("keywords", [])]
+
     def status(self, model_id: str) -> Status:
         manifest = self.manifest()
         if manifest is None:
@@ -180,6 +184,7 @@ class Index:
                     "chunker": CHUNKER_VERSION,
                     "chunk_size": self.settings.chunk_size,
                     "documents": {d.path: d.title for d in docs},
+                    "keywords": sorted({k for d in docs for k in d.keywords}),
                     "chunks": len(chunks),
                     "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 }

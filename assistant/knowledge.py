@@ -71,6 +71,7 @@ class Document:
     body: str  # cleaned Markdown
     source: str = ""
     experts: list[Expert] = field(default_factory=list)
+    keywords: list[str] = field(default_factory=list)  # other words for what it covers
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -174,6 +175,7 @@ def load_document(path: Path, root: Path | None = None) -> Document:
         body=body,
         source=str(meta.get("source") or rel),
         experts=experts,
+        keywords=[str(k) for k in meta.get("keywords") or []],
         meta=meta,
     )
 

@@ -2,9 +2,10 @@
 
 Dense search finds paraphrases ("walking uphill" for "incline"); BM25 finds exact
 names ("bird dog", "12-3-30"). Reciprocal rank fusion needs no score calibration
-between the two. A question whose best dense match is below `min_similarity`
-gets nothing, so the answer can say the knowledge base does not cover it instead
-of citing the least bad chunk.
+between the two. A question the knowledge base does not cover (see `covers`) gets
+nothing, so the answer can say so instead of citing the least bad chunk. Past that gate, chunks are not filtered one by one:
+a short, specific question ("what is tech neck") can be answered by a chunk whose
+overall similarity is low.
 """
 
 from __future__ import annotations
@@ -19,10 +20,14 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, PrivateAttr
 
 from assistant.config import Settings
+from assistant.coverage import TermCoverage
 from assistant.embeddings import Embedder
 from assistant.errors import ConfigError
 from assistant.store import ChromaStore
 from assistant.types import Chunk, ScoredChunk
+
+
+STOPWORDS = "en_plus"  # bm25s list: "en" keeps "my", "does", "should", which skew short questions
 
 
 class LexicalIndex:
@@ -39,7 +44,7 @@ class LexicalIndex:
         if chunks:
             tokens = bm25s.tokenize(
                 [f"{c.section}\n{c.text}" for c in chunks],
-                stopwords="en",
+                stopwords=STOPWORDS,
                 stemmer=self._stemmer,
                 show_progress=False,
             )
@@ -50,7 +55,7 @@ class LexicalIndex:
         if not self.ids:
             return []
         tokens = self._bm25s.tokenize(
-            [query], stopwords="en", stemmer=self._stemmer, return_ids=False, show_progress=False
+            [query], stopwords=STOPWORDS, stemmer=self._stemmer, return_ids=False, show_progress=False
         )
         if not tokens or not tokens[0]:
             return []
@@ -89,13 +94,21 @@ class HybridRetriever(BaseRetriever):
     lexical_weight: float = 1.0
     rrf_k: int = 60
     min_similarity: float = 0.3
+    covered_similarity: float = 0.55
 
     _chunks: dict[str, Chunk] = PrivateAttr(default_factory=dict)
     _lexical: LexicalIndex | None = PrivateAttr(default=None)
+    _coverage: TermCoverage | None = PrivateAttr(default=None)
 
     @classmethod
-    def build(cls, store: ChromaStore, embedder: Embedder, settings: Settings) -> HybridRetriever:
-        """Load every chunk once (for BM25 and lookups) and take the knobs from settings."""
+    def build(
+        cls,
+        store: ChromaStore,
+        embedder: Embedder,
+        settings: Settings,
+        keywords: Sequence[str] = (),
+    ) -> HybridRetriever:
+        """Load every chunk once (for BM25, lookups and coverage) and take the knobs from settings."""
         if settings.candidates < settings.top_k:
             raise ConfigError(
                 f"candidates must be >= top_k, got candidates={settings.candidates}, "
@@ -110,10 +123,12 @@ class HybridRetriever(BaseRetriever):
             lexical_weight=settings.lexical_weight,
             rrf_k=settings.rrf_k,
             min_similarity=settings.min_similarity,
+            covered_similarity=settings.covered_similarity,
         )
         chunks = store.all_chunks()
         retriever._chunks = {c.id: c for c in chunks}
         retriever._lexical = LexicalIndex(chunks)
+        retriever._coverage = TermCoverage(chunks, embedder, keywords)
         return retriever
 
     @property
@@ -133,9 +148,9 @@ class HybridRetriever(BaseRetriever):
         vector = query_vector if query_vector is not None else self.embedder.encode_one(query)
         dense = self.store.query(vector, self.candidates)
         similarity = dict(dense)
-        if not dense or dense[0][1] < self.min_similarity:
-            return []
         lexical = self._lexical.search(query, self.candidates) if self._lexical else []
+        if not self.covers(query, dense[0][1] if dense else -1.0, bool(lexical)):
+            return []
         fused = reciprocal_rank_fusion(
             [[i for i, _ in dense], [i for i, _ in lexical]],
             [self.dense_weight, self.lexical_weight],
@@ -144,8 +159,6 @@ class HybridRetriever(BaseRetriever):
         results: list[ScoredChunk] = []
         for chunk_id, score in fused:
             sim = similarity.get(chunk_id)
-            if sim is not None and sim < self.min_similarity:
-                continue  # lexical overlap alone does not make an off-topic chunk relevant
             if chunk_id not in self._chunks:
                 continue
             results.append(
@@ -154,6 +167,20 @@ class HybridRetriever(BaseRetriever):
             if len(results) == k:
                 break
         return results
+
+    def covers(self, query: str, best_similarity: float, lexical_match: bool) -> bool:
+        """Whether the knowledge base covers the question at all.
+
+        A question whose content words the knowledge base does not use ("knee brace")
+        is covered only when its meaning is very close (`covered_similarity`); one whose
+        words it knows needs `min_similarity`, or a lexical match for short, specific
+        questions ("what is tech neck") that embed poorly.
+        """
+        if best_similarity >= self.covered_similarity:
+            return True
+        if self._coverage and self._coverage.unknown_terms(query):
+            return False
+        return best_similarity >= self.min_similarity or lexical_match
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun

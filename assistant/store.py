@@ -8,7 +8,7 @@ default ONNX model.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ def _to_meta(chunk: Chunk) -> dict[str, Any]:
     return meta
 
 
-def _to_chunk(chunk_id: str, text: str, meta: dict[str, Any]) -> Chunk:
+def _to_chunk(chunk_id: str, text: str, meta: Mapping[str, Any]) -> Chunk:
     experts = str(meta.get("experts") or "")
     return Chunk(
         id=chunk_id,
@@ -112,7 +112,7 @@ class ChromaStore:
             return []
         try:
             res = self._col.query(
-                query_embeddings=[np.asarray(vector, dtype=np.float32)],
+                query_embeddings=np.asarray([vector], dtype=np.float32),
                 n_results=n,
                 include=["distances"],
             )
@@ -125,4 +125,4 @@ class ChromaStore:
     def close(self) -> None:
         """Release the folder (needed before the index generation is swapped or deleted)."""
         with contextlib.suppress(Exception):  # best effort: the folder may already be gone
-            self._client.close()
+            self._client.close()  # type: ignore[attr-defined]  # chromadb >= 1.1

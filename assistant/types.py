@@ -102,7 +102,7 @@ class Triage:
     referral: str = ""  # what to tell the person first, from the policy's wording
 
     def to_dict(self) -> dict[str, Any]:
-        return {"level": str(self.level), "reasons": list(self.reasons)}
+        return {"level": str(self.level), "reasons": list(self.reasons), "referral": self.referral}
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ def bot(settings: Settings, embedder: Embedder):
 
     index = Index(settings)
     index.ensure(embedder)
-    retriever = HybridRetriever.build(index.open(), embedder, settings)
+    retriever = HybridRetriever.build(index.open(), embedder, settings, index.keywords())
     composer = Composer(embedder, max_words=settings.answer_max_words)
     composer.warm_up(retriever.chunks)
     return Assistant(settings, embedder, retriever, composer, Triager.from_settings(settings, embedder))

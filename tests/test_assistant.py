@@ -13,7 +13,7 @@ from tests.test_retrieval import QUESTIONS
 
 PROSE = [
     "why does my back hurt on incline?",
-    "what should I do if my back is sore after the treadmill?",
+    "how can I prevent back pain on the treadmill?",
     "is bed rest good for back pain?",
     "does posture matter on the treadmill?",
     "why are my hip flexors tired after 12-3-30?",

@@ -1,0 +1,197 @@
+"""The chat page: settings -> Assistant -> chat callback -> launch (`make run`).
+
+How answers look (banners, [n] links, the sources panel) is `assistant/render.py`;
+where ratings go is `assistant/feedback.py`. This file only wires them to Gradio.
+Besides the chat, `/ask` serves the JSON contract of `Assistant.ask` to scripts.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+
+import assistant  # noqa: F401, I001  (offline mode and no analytics, before Gradio is imported)
+from assistant import render
+from assistant.config import PACKAGE_DIR, Settings
+from assistant.errors import AssistantError, InputError
+from assistant.feedback import FeedbackStore
+
+log = logging.getLogger("assistant.app")
+STREAM_DELAY = 0.02  # seconds between streamed words; the answer itself is already computed
+THEME = gr.themes.Default(
+    primary_hue="teal",
+    font=["system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
+    font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
+)
+
+
+def launch_options() -> dict[str, Any]:
+    """Everything `launch` needs besides host and port: local fonts and CSS, no share link."""
+    return {
+        "theme": THEME,
+        "css_paths": [PACKAGE_DIR / "static" / "app.css"],
+        "share": False,
+        "ssr_mode": False,
+        "pwa": False,
+        "mcp_server": False,
+        "enable_monitoring": False,
+        "footer_links": ["api"],
+    }
+
+
+def build_page(bot: Any, settings: Settings, store: FeedbackStore | None = None) -> gr.Blocks:
+    """The page around one `Assistant` (anything with `ask(message, history) -> Answer`)."""
+
+    def chat(message: str, transcript: render.Transcript) -> Iterator[tuple]:
+        if not message or not message.strip():
+            yield (gr.skip(),) * 5
+            return
+        pending = [*transcript.messages(), {"role": "user", "content": render.escape_user_text(message)}]
+        yield "", pending, gr.skip(), transcript, render.notice("")
+        try:
+            answer = bot.ask(message, transcript.history())
+        except InputError as exc:  # too long, binary...: say so, give the text back to edit
+            yield message, transcript.messages(), gr.skip(), transcript, render.notice(str(exc))
+            return
+        except Exception:
+            log.exception("answering a message of %d characters failed", len(message))
+            answer = None
+        key = transcript.add(message, answer)
+        sources = transcript.sources_html()
+        for i, messages in enumerate(transcript.stream(key)):
+            if i:
+                time.sleep(STREAM_DELAY)
+            yield gr.skip(), messages, sources, transcript, gr.skip()
+
+    def rate(transcript: render.Transcript, data: gr.LikeData) -> tuple:
+        index = data.index if isinstance(data.index, int) else data.index[0]
+        found = transcript.feedback_record(index)
+        if store is None or found is None:
+            return transcript, gr.update(visible=False), gr.skip()
+        key, record = found
+        row = transcript.feedback_ids.get(key)
+        try:
+            if data.liked is True or data.liked is False:
+                row = store.rate(record, "up" if data.liked else "down", row)
+                transcript.feedback_ids[key] = transcript.last_feedback = row
+                thanks = "Thanks, your rating was saved. You can add a comment below."
+                return transcript, gr.update(visible=True), render.notice(thanks)
+            if row is not None:  # the same thumb clicked again: rating withdrawn
+                store.withdraw(row)
+                del transcript.feedback_ids[key]
+            transcript.last_feedback = None
+            return transcript, gr.update(visible=False), render.notice("Rating removed.")
+        except AssistantError:
+            log.exception("saving feedback failed")
+            sorry = render.notice("Sorry, the rating could not be saved.")
+            return transcript, gr.update(visible=False), sorry
+
+    def comment(text: str, transcript: render.Transcript) -> tuple:
+        if store is None or transcript.last_feedback is None or not text.strip():
+            return "", gr.update(visible=False), render.notice("")
+        try:
+            store.comment(transcript.last_feedback, text)
+        except AssistantError:
+            log.exception("saving a feedback comment failed")
+            return text, gr.skip(), render.notice("Sorry, the comment could not be saved.")
+        return "", gr.update(visible=False), render.notice("Thanks, your comment was saved.")
+
+    def pick(data: gr.SelectData) -> str:
+        return data.value["text"]
+
+    def restart() -> tuple:
+        fresh = render.Transcript()
+        return [], fresh.sources_html(), fresh, render.notice(""), gr.update(visible=False)
+
+    def ask(message: str, history: list[dict[str, str]] | None = None) -> dict[str, Any]:
+        """Answer one message, given the conversation so far; returns the `ask --json` contract."""
+        try:
+            return bot.ask(message, history or []).to_dict()
+        except (InputError, ValueError) as exc:
+            raise gr.Error(str(exc)) from exc
+        except Exception as exc:
+            log.exception("the /ask endpoint failed")
+            raise gr.Error(render.ERROR_REPLY) from exc
+
+    with gr.Blocks(title=render.TITLE, analytics_enabled=False) as page:
+        transcript = gr.State(render.Transcript())
+        gr.HTML(render.header(), elem_id="page-header")
+        with gr.Row(equal_height=False, elem_id="main-row"):
+            with gr.Column(scale=3, min_width=340):
+                chatbot = gr.Chatbot(
+                    label="Conversation",
+                    elem_id="chat",
+                    height=560,
+                    layout="bubble",
+                    examples=[{"text": q} for q in render.EXAMPLES],
+                    placeholder="Ask about back pain from treadmill or incline walking, or pick an example.",
+                    feedback_options=("Like", "Dislike") if store else None,
+                    latex_delimiters=[],
+                    buttons=[],  # a copy would carry our markup, not the text people see
+                    sanitize_html=True,
+                )
+                with gr.Row(elem_id="ask-row"):
+                    box = gr.Textbox(
+                        label="Your question",
+                        placeholder="e.g. Why does my back hurt on incline?",
+                        lines=1,
+                        max_lines=6,
+                        scale=5,
+                        elem_id="question",
+                        autofocus=True,
+                    )
+                    send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
+                status = gr.HTML(render.notice(""), elem_id="notice")
+                with gr.Group(visible=False, elem_id="comment-box") as comment_box:
+                    note = gr.Textbox(
+                        label="Comment on this answer (optional)",
+                        placeholder="What was missing or wrong?",
+                        lines=2,
+                        max_lines=6,
+                        elem_id="comment",
+                    )
+                    save = gr.Button("Send comment", size="sm", elem_id="send-comment")
+                clear = gr.Button("New conversation", variant="secondary", size="sm", elem_id="restart")
+            with gr.Column(scale=2, min_width=300):
+                sources = gr.HTML(render.Transcript().sources_html(), elem_id="sources-panel")
+
+        outputs = [box, chatbot, sources, transcript, status]
+        box.submit(chat, [box, transcript], outputs, api_name="chat")
+        send.click(chat, [box, transcript], outputs, api_visibility="private")
+        chatbot.example_select(pick, None, box, api_visibility="private").then(
+            chat, [box, transcript], outputs, api_visibility="private"
+        )
+        chatbot.like(rate, [transcript], [transcript, comment_box, status], api_visibility="private")
+        save.click(comment, [note, transcript], [note, comment_box, status], api_visibility="private")
+        note.submit(comment, [note, transcript], [note, comment_box, status], api_visibility="private")
+        fresh = [chatbot, sources, transcript, status, comment_box]
+        for reset in (clear.click, chatbot.clear):
+            reset(restart, None, fresh, api_visibility="private")
+        gr.api(ask, api_name="ask")
+    page.queue(default_concurrency_limit=settings.concurrency_limit)
+    return page
+
+
+def main() -> None:
+    """Load settings and the one Assistant, then serve the page on settings.host:settings.port."""
+    from assistant.assistant import Assistant
+
+    try:
+        settings = Settings.load()
+        logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+        bot = Assistant.from_settings(settings, warm=True)
+        store = FeedbackStore.from_settings(settings)
+    except AssistantError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    page = build_page(bot, settings, store)
+    page.launch(server_name=settings.host, server_port=settings.port, **launch_options())
+
+
+if __name__ == "__main__":
+    main()

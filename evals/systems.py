@@ -1,0 +1,89 @@
+"""The systems under evaluation, behind two small protocols the suites call.
+
+Suites never import the assistant's internals: they ask a `Retriever` for
+ranked passage texts and an `Answerer` for a `SystemAnswer`. `Ours` adapts the
+real `Assistant`; `evals.baselines.naive_rag.NaiveRag` is the LangChain baseline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from assistant.assistant import Assistant
+
+
+@dataclass(frozen=True)
+class SystemAnswer:
+    """What a suite needs from an answer (the fields of `Answer.to_dict`, plainly typed)."""
+
+    response: str
+    citations: list[str]  # text of citation n at index n-1
+    covered: bool = True
+    level: str | None = None  # triage level; None for systems without triage
+    reasons: list[str] = field(default_factory=list)
+    policy_text: list[str] = field(default_factory=list)  # triage wording put before the advice
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Retriever(Protocol):
+    name: str
+    top_k: int  # passages the system retrieves per question at its operating point
+
+    def retrieve(self, query: str, k: int) -> list[str]:
+        """Passage texts, best first (at most k)."""
+        ...
+
+
+class Answerer(Protocol):
+    name: str
+    has_triage: bool
+
+    def answer(self, message: str, history: Sequence[dict[str, str]] = ()) -> SystemAnswer: ...
+
+
+class Ours:
+    """The assistant as the suites see it: `retriever.search` and `ask`."""
+
+    name = "ours"
+    has_triage = True
+
+    def __init__(self, assistant: Assistant) -> None:
+        self.assistant = assistant
+        self.top_k = assistant.retriever.top_k
+
+    @classmethod
+    def from_settings(cls, **overrides: Any) -> Ours:
+        """Build (or refresh) the index named by the settings and load the assistant."""
+        from assistant import Assistant, Settings
+
+        return cls(Assistant.from_settings(Settings.load(**overrides)))
+
+    def retrieve(self, query: str, k: int) -> list[str]:
+        """The retriever's top k for the question as `ask` would see it (cleaned, tags removed)."""
+        from assistant.text import clean_message, plain_text
+
+        text = plain_text(clean_message(query, self.assistant.settings.max_message_chars))
+        return [h.chunk.text for h in self.assistant.retriever.search(text, top_k=k)]
+
+    def answer(self, message: str, history: Sequence[dict[str, str]] = ()) -> SystemAnswer:
+        a = self.assistant.ask(message, history)
+        return SystemAnswer(
+            response=a.answer,
+            citations=[c.text for c in sorted(a.citations, key=lambda c: c.n)],
+            covered=a.covered,
+            level=str(a.triage.level),
+            reasons=list(a.triage.reasons),
+            policy_text=[a.triage.referral, *a.triage.reasons] if a.triage.referral else [],
+            timings_ms=dict(a.timings_ms),
+        )
+
+
+def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    """Call fn and return (result, wall milliseconds)."""
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, (time.perf_counter() - start) * 1000

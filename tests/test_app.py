@@ -1,0 +1,165 @@
+"""The page's API, driven with gradio_client: `/ask` (the JSON contract) and `/chat`.
+
+The page is `app.build_page` around the session's real Assistant, served on a free
+port of 127.0.0.1 in this process; a second page wraps an Assistant that fails,
+to check that the failure becomes a friendly reply and the page keeps answering.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import app
+from assistant import render
+from assistant.feedback import FeedbackStore
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(bot: Any, settings: Any, store: FeedbackStore | None) -> Iterator[str]:
+    page = app.build_page(bot, settings, store)
+    opts = app.launch_options()
+    _, url, _ = page.launch(
+        server_name="127.0.0.1",
+        server_port=_free_port(),
+        prevent_thread_lock=True,
+        quiet=True,
+        **opts,
+    )
+    try:
+        yield url
+    finally:
+        page.close()
+
+
+@pytest.fixture(scope="module")
+def client(bot, settings, tmp_path_factory: pytest.TempPathFactory):
+    from gradio_client import Client
+
+    store = FeedbackStore(tmp_path_factory.mktemp("feedback") / "feedback.sqlite3")
+    for url in _serve(bot, settings, store):
+        yield Client(url, verbose=False)
+
+
+class FlakyBot:
+    """An Assistant that fails on a message containing "boom" and answers otherwise."""
+
+    def __init__(self, bot: Any) -> None:
+        self.bot = bot
+
+    def ask(self, message: str, history: Any = ()) -> Any:
+        if "boom" in message:
+            raise RuntimeError("index went away")
+        return self.bot.ask(message, history)
+
+
+@pytest.fixture(scope="module")
+def flaky_client(bot, settings):
+    from gradio_client import Client
+
+    for url in _serve(FlakyBot(bot), settings, None):
+        yield Client(url, verbose=False)
+
+
+def _text(message: dict[str, Any]) -> str:
+    content = message["content"]
+    if isinstance(content, list):  # Gradio may send [{"type": "text", "text": ...}]
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return str(content)
+
+
+def test_ask_returns_the_json_contract(client) -> None:
+    out = client.predict("Why does my back hurt on incline?", None, api_name="/ask")
+    assert {"answer", "triage", "citations"} <= set(out)
+    assert out["triage"]["level"] in {"self_care", "see_pt"}
+    assert out["citations"], out
+    assert "[1]" in out["answer"]
+    first = out["citations"][0]
+    assert {"n", "chunk_id", "document", "section", "experts", "text"} <= set(first)
+
+
+def test_ask_follows_up_with_the_history(client) -> None:
+    first = client.predict("tell me about the glute bridge", None, api_name="/ask")
+    history = [
+        {"role": "user", "content": "tell me about the glute bridge"},
+        {"role": "assistant", "content": first["answer"]},
+    ]
+    out = client.predict("how many reps?", history, api_name="/ask")
+    assert "Glute Bridge" in out["answer"]
+    assert all("Glute Bridge" in c["section"] for c in out["citations"])
+
+
+def test_ask_reports_the_length_limit(client, settings) -> None:
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match=f"limit is {settings.max_message_chars:,}"):
+        client.predict("x" * (settings.max_message_chars + 1), None, api_name="/ask")
+
+
+def test_ask_triages_an_emergency(client) -> None:
+    out = client.predict(
+        "I peed myself and can't feel my groin after the treadmill", None, api_name="/ask"
+    )
+    assert out["triage"]["level"] == "emergency"
+    assert out["citations"] == []
+
+
+def test_chat_endpoint_answers_with_linked_citations_and_sources(client) -> None:
+    _, messages, sources, _ = client.predict("Why does my back hurt on incline?", api_name="/chat")
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    reply = _text(messages[1])
+    assert 'class="cite" href="#src-1-1"' in reply
+    assert 'id="src-1-1"' in sources and "<mark>" in sources
+
+
+def test_chat_shows_html_as_text(client) -> None:
+    _, messages, sources, _ = client.predict("<img src=x onerror=alert(1)>", api_name="/chat")
+    assert _text(messages[-2]) == render.escape_user_text("<img src=x onerror=alert(1)>")
+    assert "<img" not in _text(messages[-1]) and "<img" not in sources
+
+
+def test_chat_turns_a_failure_into_a_friendly_reply_and_keeps_working(
+    flaky_client, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("ERROR", logger="assistant.app"):
+        _, messages, _, _ = flaky_client.predict("boom", api_name="/chat")
+    assert _text(messages[-1]) == render.ERROR_REPLY
+    assert any("failed" in r.getMessage() and r.exc_info for r in caplog.records)
+    _, messages, _, _ = flaky_client.predict("Why does my back hurt on incline?", api_name="/chat")
+    assert "[1]" in _text(messages[-1])
+
+
+def test_ask_endpoint_hides_internal_errors(flaky_client) -> None:
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as err:
+        flaky_client.predict("boom", None, api_name="/ask")
+    assert "index went away" not in str(err.value)
+    assert "something went wrong" in str(err.value)
+
+
+def test_too_long_chat_message_is_refused_with_the_limit(client, settings) -> None:
+    long = "my back hurts " * (settings.max_message_chars // 10)
+    box, messages, _, notice = client.predict(long, api_name="/chat")
+    assert box == long  # given back to shorten
+    assert f"the limit is {settings.max_message_chars:,}" in notice
+    assert all(_text(m) != render.escape_user_text(long) for m in messages)
+
+
+def test_pages_keep_separate_conversations(client, settings, tmp_path: Path) -> None:
+    from gradio_client import Client
+
+    other = Client(client.src, verbose=False)
+    _, messages, _, _ = other.predict("tell me about the glute bridge", api_name="/chat")
+    assert len(messages) == 2  # a new session starts empty, whatever `client` asked before
