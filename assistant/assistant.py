@@ -9,7 +9,6 @@ follow a red flag, and nothing downstream can lower the level.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -24,8 +23,10 @@ from assistant.compose import (
     Composer,
     Intent,
     check_citations,
+    detect_intent,
 )
 from assistant.config import Settings
+from assistant.coverage import content_terms
 from assistant.embeddings import Embedder
 from assistant.errors import AssistantError
 from assistant.retrieval import HybridRetriever
@@ -37,11 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_FOLLOW_UP = re.compile(
-    r"^(and|also|what about|how about|how (many|much|long|often)|is (it|that|this)|"
-    r"should i|can i|do i|which|why)\b|\b(it|that|this|these|those|them|one)\b",
-    re.I,
-)
 PT_QUERY = "When should I see a physical therapist about back pain after workouts?"
 
 
@@ -138,7 +134,11 @@ class Assistant:
 
         t = time.perf_counter()
         query, query_vector = self._query(analysed, vector, turns)
-        hits = self.retriever.search(query, query_vector=query_vector)
+        # Causes are spread over several sections, so a "why" question reads a little wider.
+        wider = detect_intent(query) is Intent.WHY
+        hits = self.retriever.search(
+            query, query_vector=query_vector, top_k=self.settings.top_k + 2 if wider else None
+        )
         timings["retrieve"] = _ms(t)
 
         t = time.perf_counter()
@@ -159,14 +159,14 @@ class Assistant:
         timings["total"] = _ms(started)
         return Answer(text, triage, answer, citations, timings, covered=composed.covered)
 
-    def _query(
-        self, text: str, vector: np.ndarray, turns: Sequence[Turn]
-    ) -> tuple[str, np.ndarray]:
-        """Resolve a short follow-up ("how many reps?") with the previous question."""
+    def _query(self, text: str, vector: np.ndarray, turns: Sequence[Turn]) -> tuple[str, np.ndarray]:
+        """Resolve a follow-up that names no topic of its own ("how many reps?") with the previous question.
+
+        A message with two or more topic words of its own ("what about my posture on the
+        treadmill?") stands alone, so an earlier, unrelated question does not leak into it.
+        """
         previous = [t.content for t in turns if t.role == "user"]
-        if not previous:
-            return text, vector
-        if len(text.split()) > 8 and not _FOLLOW_UP.search(text):
+        if not previous or len(content_terms(text)) >= 2:
             return text, vector
         query = f"{plain_text(previous[-1])} {text}"
         return query, self.embedder.encode_one(query)

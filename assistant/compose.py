@@ -18,6 +18,7 @@ from enum import StrEnum
 
 import numpy as np
 
+from assistant.coverage import content_terms
 from assistant.embeddings import Embedder
 from assistant.knowledge import split_units
 from assistant.types import Chunk, Citation, ScoredChunk
@@ -85,9 +86,7 @@ _INTENT_RULES: list[tuple[Intent, re.Pattern[str]]] = [
     ),
     (
         Intent.WHY,
-        _any(
-            r"\bwhy\b|\bwhat (causes|is causing|could cause|makes)\b|\bcauses?\b|\breason\b|\bhow come\b"
-        ),
+        _any(r"\bwhy\b|\bwhat (causes|is causing|could cause|makes)\b|\bcauses?\b|\breason\b|\bhow come\b"),
     ),
     (
         Intent.ACTION,
@@ -104,10 +103,10 @@ _CAUSE = _any(
     r"\b(requires more work|compounded|don't tend to have|too much|too steep|too quickly)",
     r"\b(repetitive|aggravate|strain)",
 )
-_ACTION_CUE = _any(
-    r"^(- )?(try|keep|hold|lower|slow|lean|add|incorporat|be sure|start|pull back|diversif)",
-    r"\b(try|recommend|help|you can|you'll want|should|key)\b",
-)
+PER_CHUNK = 3  # sentences one chunk may contribute to a prose answer
+_CAUSE_SECTION = _any(r"\bcauses?\b", r"\bwhy\b", r"\breasons?\b", r"\bweakness")
+_IMPERATIVE = _any(r"^(- )?(try|keep|hold|lower|slow|lean|add|incorporat|be sure|start|pull back|diversif)")
+_ACTION_CUE = _any(_IMPERATIVE.pattern, r"\b(try|recommend|help|you can|you'll want|should|key)\b")
 _QUOTE_OPEN = re.compile(r"^[\"“]")
 _ANAPHORA = re.compile(r"^(That|This|It|They|These|Those|Connecting the two|But)\b")
 _REPS = re.compile(r"\b(repeat|times|repetitions|reps)\b", re.I)
@@ -155,8 +154,7 @@ class Citations:
 
     def citations(self) -> list[Citation]:
         return [
-            Citation(n, c.id, c.document, c.section, list(c.experts), c.text)
-            for n, c in self.by_id.values()
+            Citation(n, c.id, c.document, c.section, list(c.experts), c.text) for n, c in self.by_id.values()
         ]
 
 
@@ -198,9 +196,7 @@ class Composer:
     def _units(self, chunk: Chunk) -> tuple[list[str], np.ndarray]:
         if chunk.id not in self._cache:
             units = split_units(chunk.text)
-            self._remember(
-                chunk.id, units, self.embedder.encode([_context(chunk, u) for u in units])
-            )
+            self._remember(chunk.id, units, self.embedder.encode([_context(chunk, u) for u in units]))
         return self._cache[chunk.id]
 
     # -- composing -------------------------------------------------------------
@@ -218,7 +214,7 @@ class Composer:
         intent = detect_intent(question)
         if not hits:
             return Composed(NOT_COVERED, [], covered=False, intent=intent)
-        scored = [t for t in self._score(hits, query_vector, intent) if t[4] not in exclude]
+        scored = [t for t in self._score(question, hits, query_vector, intent) if t[4] not in exclude]
         if not scored or max(s for s, *_ in scored) < self.min_unit_similarity:
             return Composed(NOT_COVERED, [], covered=False, intent=intent)
         cites = cites or Citations()
@@ -231,9 +227,18 @@ class Composer:
         return Composed(body, cites.citations(), covered=True, intent=intent, units=used)
 
     def _score(
-        self, hits: Sequence[ScoredChunk], query_vector: np.ndarray, intent: Intent
+        self, question: str, hits: Sequence[ScoredChunk], query_vector: np.ndarray, intent: Intent
     ) -> list[tuple[float, float, int, int, str, Chunk]]:
         """(score, similarity, chunk rank, unit position, unit, chunk) for every unit of the hits."""
+        # Local IDF: a question word found in few of the candidate sentences says more.
+        candidates = [u.lower() for hit in hits for u in self._units(hit.chunk)[0]]
+        weights = {}
+        for term in content_terms(question):
+            stem = term[:5]
+            df = sum(stem in u for u in candidates)
+            if df:
+                weights[stem] = float(np.log(1 + len(candidates) / df))
+        total = sum(weights.values()) or 1.0
         out = []
         for rank, hit in enumerate(hits):
             units, vectors = self._units(hit.chunk)
@@ -246,8 +251,17 @@ class Composer:
                 bonus = 0.04 * (len(hits) - rank) / len(hits)
                 if intent is Intent.WHY and _CAUSE.search(unit):
                     bonus += 0.12
-                elif intent in (Intent.ACTION, Intent.GENERAL) and _ACTION_CUE.search(unit):
+                if intent is Intent.WHY and _CAUSE_SECTION.search(hit.chunk.section):
                     bonus += 0.08
+                elif intent is Intent.ACTION and _IMPERATIVE.search(unit):
+                    bonus += 0.15
+                elif intent is Intent.ACTION and _ACTION_CUE.search(unit):
+                    bonus += 0.05
+                if weights:  # the question's own rarer words ("12-3-30", "tech neck") in the sentence
+                    low = unit.lower()
+                    share = sum(w for t, w in weights.items() if t in low) / total
+                    bonus += (0.3 if intent is Intent.GENERAL else 0.1) * share
+
                 if len(unit.split()) < 8:
                     bonus -= 0.1  # fragments ("Lower it back down.") read badly out of context
                 if _ANAPHORA.match(unit):
@@ -257,9 +271,7 @@ class Composer:
 
     def _attribute(self, unit: str, chunk: Chunk) -> str:
         """Name the expert behind a quote, with credentials, when the unit does not already."""
-        if not chunk.experts or not (
-            _QUOTE_OPEN.search(unit) or re.search(r"\b(she|he) says\b", unit)
-        ):
+        if not chunk.experts or not (_QUOTE_OPEN.search(unit) or re.search(r"\b(she|he) says\b", unit)):
             return unit
         units = split_units(chunk.text)
         pos = units.index(unit) if unit in units else len(units)
@@ -286,6 +298,8 @@ class Composer:
                 continue
             if any(unit == c[3] for c in chosen):
                 continue
+            if sum(c[4].id == chunk.id for c in chosen) >= PER_CHUNK:
+                continue  # leave room for what other sections add
             chosen.append((score, rank, pos, unit, chunk))
             words += n_words
             if words >= budget * 0.8 and len(chosen) >= 3:

@@ -84,9 +84,7 @@ class Settings(BaseSettings):
     answer_max_words: int = Field(
         default=180, ge=40, description="Word budget of an answer (steps may run longer)."
     )
-    max_message_chars: int = Field(
-        default=2000, gt=0, description="Longest message accepted, in characters."
-    )
+    max_message_chars: int = Field(default=2000, gt=0, description="Longest message accepted, in characters.")
     triage_rules: Path = Field(
         default=PACKAGE_DIR / "rules" / "red_flags.yaml",
         description="YAML file with the red-flag policy (signs, phrasings, levels, wording).",

@@ -209,9 +209,7 @@ class Index:
             seconds=time.perf_counter() - started,
         )
 
-    def _embed_and_add(
-        self, store: ChromaStore, embedder: Embedder, new: list, progress: bool
-    ) -> None:
+    def _embed_and_add(self, store: ChromaStore, embedder: Embedder, new: list, progress: bool) -> None:
         from tqdm import tqdm
 
         step = max(embedder.batch_size * 8, 256)

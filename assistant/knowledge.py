@@ -197,9 +197,7 @@ def find_documents(paths: Sequence[Path]) -> list[tuple[Path, Path]]:
             ]
         elif p.is_file():
             if p.suffix.lower() not in SUFFIXES:
-                raise KnowledgeError(
-                    f"{p} is not a supported document; use one of {', '.join(SUFFIXES)}."
-                )
+                raise KnowledgeError(f"{p} is not a supported document; use one of {', '.join(SUFFIXES)}.")
             found.append((p, p.parent))
         else:
             raise KnowledgeError(

@@ -3,9 +3,9 @@
 Dense search finds paraphrases ("walking uphill" for "incline"); BM25 finds exact
 names ("bird dog", "12-3-30"). Reciprocal rank fusion needs no score calibration
 between the two. A question the knowledge base does not cover (see `covers`) gets
-nothing, so the answer can say so instead of citing the least bad chunk. Past that gate, chunks are not filtered one by one:
-a short, specific question ("what is tech neck") can be answered by a chunk whose
-overall similarity is low.
+nothing, so the answer can say so instead of citing the least bad chunk. Past that
+gate, chunks are not filtered one by one: a short, specific question ("what is tech
+neck") can be answered by a chunk whose overall similarity is low.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from assistant.errors import ConfigError
 from assistant.store import ChromaStore
 from assistant.types import Chunk, ScoredChunk
 
-
-STOPWORDS = "en_plus"  # bm25s list: "en" keeps "my", "does", "should", which skew short questions
+# bm25s stop-word list: "en" keeps "my", "does", "should", which skew short questions
+STOPWORDS = "en_plus"
 
 
 class LexicalIndex:
@@ -60,9 +60,7 @@ class LexicalIndex:
         if not tokens or not tokens[0]:
             return []
         idx, scores = self._bm25.retrieve(tokens, k=min(k, len(self.ids)), show_progress=False)
-        return [
-            (self.ids[int(i)], float(s)) for i, s in zip(idx[0], scores[0], strict=True) if s > 0
-        ]
+        return [(self.ids[int(i)], float(s)) for i, s in zip(idx[0], scores[0], strict=True) if s > 0]
 
 
 def reciprocal_rank_fusion(
@@ -111,8 +109,7 @@ class HybridRetriever(BaseRetriever):
         """Load every chunk once (for BM25, lookups and coverage) and take the knobs from settings."""
         if settings.candidates < settings.top_k:
             raise ConfigError(
-                f"candidates must be >= top_k, got candidates={settings.candidates}, "
-                f"top_k={settings.top_k}"
+                f"candidates must be >= top_k, got candidates={settings.candidates}, top_k={settings.top_k}"
             )
         retriever = cls(
             store=store,

@@ -241,6 +241,12 @@ def test_html_in_a_message_is_shown_as_text(desktop: Page, payload: str) -> None
 def test_empty_and_too_long_messages(desktop: Page) -> None:
     page = desktop.page
     page.press("#question textarea", "Enter")  # empty: nothing happens
+    # Gradio drops a submit while the previous one is pending (trigger_mode "once"):
+    # let the empty submit finish before the next.
+    page.wait_for_timeout(1000)
+    page.wait_for_function(
+        "document.querySelector('#chat [data-testid=status-tracker]')?.classList.contains('hide') ?? true"
+    )
     long = "my lower back hurts after incline walking " * 60
     desktop.send(long)
     notice = page.locator("#notice .notice-shown")
