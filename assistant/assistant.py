@@ -99,12 +99,18 @@ class Assistant:
         report = index.ensure(embedder, progress=progress)
         retriever = HybridRetriever.build(index.open(), embedder, settings, index.keywords())
         composer = Composer(embedder, max_words=settings.answer_max_words)
-        if warm:
-            composer.warm_up(retriever.chunks)
         triager = Triager.from_settings(settings, embedder)
         bot = cls(settings, embedder, retriever, composer, triager)
         bot.index_report = report
+        if warm:
+            bot.warm_up()
         return bot
+
+    def warm_up(self) -> None:
+        """Embed, up front, what answers would otherwise embed on first use (chunk sentences,
+        the vocabulary behind the coverage check), so the first questions are as fast as the rest."""
+        self.composer.warm_up(self.retriever.chunks)
+        self.retriever.warm_up()
 
     # -- the pipeline ----------------------------------------------------------
     def ask(self, message: str, history: Sequence[Turn | dict[str, Any]] = ()) -> Answer:

@@ -252,6 +252,9 @@ class TermCoverage:
             for v in self._by_length.get(n, ())
         )
 
+    def warm_up(self) -> None:
+        self._vocab_vectors()
+
     def _vocab_vectors(self) -> np.ndarray:
         if self._vectors is None:
             with self._lock:

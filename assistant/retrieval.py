@@ -128,6 +128,10 @@ class HybridRetriever(BaseRetriever):
         retriever._coverage = TermCoverage(chunks, embedder, keywords)
         return retriever
 
+    def warm_up(self) -> None:
+        if self._coverage is not None:
+            self._coverage.warm_up()
+
     @property
     def chunks(self) -> list[Chunk]:
         return list(self._chunks.values())

@@ -625,7 +625,7 @@ class Triager:
         for i in english:
             text = texts[i]
             spans = [s for s in text.clauses if len(text.folded[s[0] : s[1]].split()) >= 3]
-            if len(text.clauses) > 1:
+            if len(spans) > 1:  # one real clause (plus "?" or "ok"): the whole turn stands for it
                 units.extend((i, text.quote(a, b), text.folded[a:b]) for a, b in spans)
             if spans or i == current:  # the whole turn; the current one also serves the scope
                 units.append((i, text.original, text.folded))

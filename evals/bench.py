@@ -74,6 +74,7 @@ def cold_start(runs: int = 2) -> tuple[list[float], float]:
 def warm_latency(ours: Any, baseline: Any | None, questions: list[str]) -> dict[str, list[float]]:
     """Per-stage ms from ours' timings, the bare embedding and the baseline, question by question."""
     bot = ours.assistant
+    bot.warm_up()  # as the chat page does at start
     for q in questions[:3]:  # warm-up
         bot.ask(q)
         bot.embedder.encode_one(q)

@@ -147,3 +147,11 @@ def test_check_citations_catches_bad_markers_and_unsupported_text() -> None:
     assert check_citations("- Walk slowly for five minutes. [1]", [cite]) == []
     assert check_citations("- Walk slowly. [2]", [cite]) == ["[2] has no citation entry"]
     assert check_citations("- Run fast for an hour. [1]", [cite])
+
+
+def test_warm_up_embeds_sentences_and_vocabulary_once(bot) -> None:
+    bot.warm_up()
+    assert all(c.id in bot.composer._cache for c in bot.retriever.chunks)
+    coverage = bot.retriever._coverage
+    assert coverage is not None and coverage._vectors is not None
+    assert coverage._vectors.shape[0] == len(coverage._vocab_list)
