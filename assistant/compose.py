@@ -310,7 +310,10 @@ class Composer:
         first_seen: dict[str, int] = {}
         for i, c in enumerate(chosen):
             first_seen.setdefault(c[4].id, i)
-        chosen.sort(key=lambda c: (first_seen[c[4].id], c[2]))
+        if intent is Intent.WHY:  # causes lead; the rest keeps the same order after them
+            chosen.sort(key=lambda c: (not _CAUSE.search(c[3]), first_seen[c[4].id], c[2]))
+        else:
+            chosen.sort(key=lambda c: (first_seen[c[4].id], c[2]))
         lead = _LEADS.get(intent, "From the sources:")
         lines, used = [lead], []
         for _, _, _, unit, chunk in chosen:
