@@ -52,7 +52,7 @@ _BOLD = re.compile(r"\*\*([^*<\n]+?)\*\*")
 
 def escape_user_text(text: str) -> str:
     """A person's message for the chat: shown literally, never as HTML or Markdown."""
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(text))
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))  # quotes are safe in text
 
 
 def anchor(key: int, n: int) -> str:

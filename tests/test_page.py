@@ -223,6 +223,9 @@ def test_emergency_shows_a_red_alert_banner_first(desktop: Page) -> None:
     assert reply.index("Emergency") < reply.index("What I noticed")  # the banner comes first
     assert banner.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(180, 35, 24)"
     assert "safety referral" in page.locator("#sources-panel").inner_text()
+    assert page.locator(USER).last.inner_text().strip() == (
+        "I peed myself and can't feel my groin after the treadmill"  # shown as typed
+    )
     page.screenshot(path=str(OUT / "desktop-emergency.png"))
 
 

@@ -197,3 +197,8 @@ def test_feedback_record_maps_chat_positions_to_exchanges() -> None:
 def test_notice_is_escaped_and_announced() -> None:
     assert 'role="status"' in render.notice("")
     assert "&lt;x&gt;" in render.notice("<x>")
+
+
+def test_apostrophes_and_quotes_are_not_turned_into_entities() -> None:
+    """html.escape's quote=True made "can't" show as "can&#x27;t" once Markdown escaped the '#'."""
+    assert render.escape_user_text("I can't feel my \"groin\"") == 'I can\'t feel my "groin"'
