@@ -76,6 +76,7 @@ class Assistant:
         self.composer = composer
         self.triager = triager
         self.index_report: IngestReport | None = None
+        self._pt_vec: np.ndarray | None = None  # the see-a-PT passage's query, embedded once
 
     @classmethod
     def from_settings(
@@ -205,7 +206,7 @@ class Assistant:
         return Composed(text, cites.citations(), covered=advice.covered, intent=advice.intent)
 
     def _pt_vector(self) -> np.ndarray:
-        if not hasattr(self, "_pt_vec"):
+        if self._pt_vec is None:
             self._pt_vec = self.embedder.encode_one(PT_QUERY)
         return self._pt_vec
 

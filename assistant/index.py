@@ -24,7 +24,7 @@ from typing import Any, Literal
 from assistant.config import Settings
 from assistant.embeddings import Embedder
 from assistant.errors import StoreError
-from assistant.knowledge import CHUNKER_VERSION, SUFFIXES, find_documents, load_chunks
+from assistant.knowledge import CHUNKER_VERSION, find_documents, load_chunks
 from assistant.store import ChromaStore
 
 log = logging.getLogger(__name__)
@@ -230,7 +230,3 @@ class Index:
         for child in self.root.glob("gen-*"):
             if child.is_dir() and (current is None or child.name != current.name):
                 shutil.rmtree(child, ignore_errors=True)
-
-
-def supported_suffixes() -> tuple[str, ...]:
-    return SUFFIXES

@@ -11,7 +11,6 @@ neck") can be answered by a chunk whose overall similarity is low.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -194,16 +193,3 @@ class HybridRetriever(BaseRetriever):
             )
             for hit in self.search(query)
         ]
-
-
-def as_documents(hits: Sequence[ScoredChunk]) -> list[dict[str, Any]]:
-    """Plain dicts of hits, for JSON output and eval records."""
-    return [
-        {
-            "chunk_id": h.chunk.id,
-            "section": h.chunk.section,
-            "score": h.score,
-            "similarity": h.similarity,
-        }
-        for h in hits
-    ]
