@@ -152,7 +152,8 @@ class Assistant:
         if triage.level is TriageLevel.SEE_PT:
             composed = self._with_pt_referral(triage, query, hits, query_vector)
         else:
-            composed = self.composer.compose(query, hits, query_vector)
+            unknown = [] if hits else self.retriever.unknown_terms(query)
+            composed = self.composer.compose(query, hits, query_vector, unknown_terms=unknown)
         citations = composed.citations
         answer = f"{composed.text}\n\n{DISCLAIMER}"
         timings["compose"] = _ms(t)

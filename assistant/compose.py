@@ -114,6 +114,14 @@ _STEP = re.compile(r"^\d+\.\s")
 _META_UNIT = re.compile(r"^\*\*(Region|What it's good for):\*\*", re.I)
 
 
+def not_covered(unknown_terms: Sequence[str] = ()) -> str:
+    """The honest answer when the knowledge base has nothing on the question."""
+    if not unknown_terms:
+        return NOT_COVERED
+    named = ", ".join(f"“{t}”" for t in unknown_terms[:3])
+    return f"I found nothing about {named} in the knowledge base. {NOT_COVERED}"
+
+
 def _context(chunk: Chunk, unit: str) -> str:
     """A unit as embedded: with its section heading, which says what the sentence is about."""
     return f"{chunk.section.split(' > ')[-1]}: {unit}"
@@ -209,11 +217,16 @@ class Composer:
         cites: Citations | None = None,
         exclude: frozenset[str] = frozenset(),
         max_units: int | None = None,
+        unknown_terms: Sequence[str] = (),
     ) -> Composed:
-        """Compose a cited answer; `cites` continues a numbering, `exclude` skips units already said."""
+        """Compose a cited answer; `cites` continues a numbering, `exclude` skips units already said.
+
+        `unknown_terms` are words of the question the knowledge base never uses; a
+        "not covered" answer names them, so the person knows what was not found.
+        """
         intent = detect_intent(question)
         if not hits:
-            return Composed(NOT_COVERED, [], covered=False, intent=intent)
+            return Composed(not_covered(unknown_terms), [], covered=False, intent=intent)
         scored = [t for t in self._score(question, hits, query_vector, intent) if t[4] not in exclude]
         if not scored or max(s for s, *_ in scored) < self.min_unit_similarity:
             return Composed(NOT_COVERED, [], covered=False, intent=intent)

@@ -187,6 +187,10 @@ GENERIC = frozenset(STOPWORDS_EN_PLUS) | {
     "ideas",
     "happen",
     "happens",
+    "wear",
+    "wearing",
+    "buy",
+    "buying",
     "happening",
 }
 PREFIX = 5
@@ -235,7 +239,8 @@ class TermCoverage:
         self.vocab = frozenset(v for v in vocab if v)
         self._prefixes = {v[:PREFIX] for v in self.vocab if len(v) >= PREFIX}
         self._by_length: dict[int, list[str]] = {}
-        for v in self.vocab | GENERIC:
+        # Short generic words are too close to everything ("vest" is one letter from "best").
+        for v in self.vocab | {g for g in GENERIC if len(g) >= 5}:
             self._by_length.setdefault(len(v), []).append(v)
         self.embedder = embedder
         self._vocab_list = sorted(v for v in self.vocab if v not in GENERIC and len(v) > 2)
@@ -245,6 +250,11 @@ class TermCoverage:
 
     def _close_spelling(self, term: str) -> bool:
         """A typo of a known or a generic word ("treadmil", "brige", "shoud")."""
+        if len(term) <= 4:  # "vest" is one letter from "rest": only swapped letters ("dgo")
+            return any(
+                sorted(v) == sorted(term) and _edits_le(term, v, 1)
+                for v in self._by_length.get(len(term), ())
+            )
         limit = 1 if len(term) <= 5 else 2
         return any(
             _edits_le(term, v, limit)

@@ -168,6 +168,10 @@ class HybridRetriever(BaseRetriever):
                 break
         return results
 
+    def unknown_terms(self, query: str) -> list[str]:
+        """Content words of the query that the knowledge base never uses (see coverage.py)."""
+        return self._coverage.unknown_terms(query) if self._coverage else []
+
     def covers(self, query: str, best_similarity: float, lexical_match: bool) -> bool:
         """Whether the knowledge base covers the question at all.
 

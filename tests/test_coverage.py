@@ -37,6 +37,7 @@ def test_questions_about_unknown_things_are_not_covered(bot, coverage, question)
     assert not answer.covered
     if answer.triage.level == "self_care":
         assert "doesn't cover" in answer.answer and answer.citations == []
+        assert all(f"“{t}”" in answer.answer for t in coverage.unknown_terms(question)[:3])
 
 
 @pytest.mark.parametrize("question", COVERED_SHORT + COVERED_VARIANTS)
