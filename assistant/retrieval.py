@@ -10,6 +10,7 @@ neck") can be answered by a chunk whose overall similarity is low.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -35,6 +36,9 @@ class LexicalIndex:
     def __init__(self, chunks: Sequence[Chunk]) -> None:
         import bm25s
         import Stemmer
+
+        # bm25s installs its own DEBUG-level handler; keep stderr for messages people need
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
 
         self._bm25s = bm25s
         self._stemmer = Stemmer.Stemmer("english")

@@ -57,6 +57,7 @@ def test_ask_json_in_a_fresh_process_prints_exactly_one_contract_object(bot, env
         capture_output=True, text=True, env=env, cwd=PROJECT_ROOT, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # nothing but the object, even with 2>&1 (no library debug logs)
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
     assert len(lines) == 1
     obj = json.loads(lines[0])
