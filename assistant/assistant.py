@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from assistant.compose import (
-    _LEADS,
     DISCLAIMER,
     Citations,
     Composed,
@@ -197,9 +196,11 @@ class Assistant:
             lead.append("Why: " + "; ".join(triage.reasons) + ".")
         pt_vector = self._pt_vector()
         pt_hits = self.retriever.search(PT_QUERY, query_vector=pt_vector)[:1]
-        pt = self.composer.compose(PT_QUERY, pt_hits, pt_vector, cites=cites, max_units=2)
+        pt = self.composer.compose(
+            PT_QUERY, pt_hits, pt_vector, cites=cites, max_units=2, lead="From the article:"
+        )
         if pt.covered:
-            lead.append(pt.text.replace(_LEADS[Intent.WHEN_PT], "From the article:"))
+            lead.append(pt.text)
         advice = self.composer.compose(
             question, hits, vector, cites=cites, exclude=frozenset(u for u, _ in pt.units)
         )

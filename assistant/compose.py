@@ -218,11 +218,13 @@ class Composer:
         exclude: frozenset[str] = frozenset(),
         max_units: int | None = None,
         unknown_terms: Sequence[str] = (),
+        lead: str | None = None,
     ) -> Composed:
         """Compose a cited answer; `cites` continues a numbering, `exclude` skips units already said.
 
         `unknown_terms` are words of the question the knowledge base never uses; a
         "not covered" answer names them, so the person knows what was not found.
+        `lead` replaces the heading the question's intent would put over prose.
         """
         intent = detect_intent(question)
         if not hits:
@@ -235,7 +237,7 @@ class Composer:
         if intent in (Intent.STEPS, Intent.REPS) and is_exercise(top):
             lines, used = self._exercise(top, cites, reps_only=intent is Intent.REPS)
         else:
-            lines, used = self._prose(scored, cites, intent, max_units)
+            lines, used = self._prose(scored, cites, intent, max_units, lead)
         body = "\n".join(lines)
         return Composed(body, cites.citations(), covered=True, intent=intent, units=used)
 
@@ -297,7 +299,7 @@ class Composer:
         return unit
 
     def _prose(
-        self, scored: list, cites: Citations, intent: Intent, max_units: int | None
+        self, scored: list, cites: Citations, intent: Intent, max_units: int | None, lead: str | None
     ) -> tuple[list[str], list[tuple[str, int]]]:
         ranked = sorted(scored, key=lambda t: (-t[0], t[2], t[3]))
         chosen: list[tuple[float, int, int, str, Chunk]] = []
@@ -327,7 +329,7 @@ class Composer:
             chosen.sort(key=lambda c: (not _CAUSE.search(c[3]), first_seen[c[4].id], c[2]))
         else:
             chosen.sort(key=lambda c: (first_seen[c[4].id], c[2]))
-        lead = _LEADS.get(intent, "From the sources:")
+        lead = lead or _LEADS.get(intent, "From the sources:")
         lines, used = [lead], []
         for _, _, _, unit, chunk in chosen:
             text = unit[2:] if unit.startswith("- ") else unit
