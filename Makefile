@@ -10,9 +10,14 @@ export HF_HUB_DISABLE_TELEMETRY=1
 export ANONYMIZED_TELEMETRY=False
 export GRADIO_ANALYTICS_ENABLED=False
 
-.PHONY: setup chromium run chat test test-fast eval bench lint typecheck ingest clean
+.PHONY: setup chromium models run chat test test-fast eval bench lint typecheck ingest clean
 
-setup: $(STAMP) chromium
+setup: $(STAMP) chromium models
+
+# The triage model is trained from assistant/rules/triage_corpus/ once and cached in .cache/
+# (keyed by a hash of the corpus, the policy and the code); this finds it or trains it.
+models: $(STAMP)
+	$(PY) -m assistant.triage.train build
 
 # Re-runs only when pyproject.toml changes. torch==2.13.0 first: it is the CPU
 # build on this machine's disk; an unbounded torch would pull a CUDA build.
@@ -59,4 +64,4 @@ typecheck: setup
 	$(VENV)/bin/mypy assistant
 
 clean:
-	rm -rf .index .data evals/reports test-output
+	rm -rf .index .data .cache evals/reports test-output

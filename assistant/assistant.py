@@ -27,9 +27,9 @@ from assistant.compose import (
 from assistant.config import Settings
 from assistant.coverage import content_terms
 from assistant.embeddings import Embedder
-from assistant.errors import AssistantError
+from assistant.errors import EMERGENCY_NOTE, AssistantError
 from assistant.retrieval import HybridRetriever
-from assistant.text import clean_message, plain_text
+from assistant.text import as_text, clean_message, limit_note, plain_text
 from assistant.types import Answer, ScoredChunk, Triage, TriageLevel, Turn
 
 if TYPE_CHECKING:
@@ -116,28 +116,68 @@ class Assistant:
     def ask(self, message: str, history: Sequence[Turn | dict[str, Any]] = ()) -> Answer:
         """Answer one message in the context of the conversation so far.
 
+        Triage reads the whole conversation first, before any input limit: a red flag
+        buried in an over-long message still escalates, and the reply then explains the
+        limit. If anything after triage fails, the reply still carries the referral and
+        the emergency line.
+
         Raises:
-            InputError: the message is empty, too long, or not text.
+            InputError: the message is empty, too long (with no warning sign), or not text.
         """
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        text = clean_message(message, self.settings.max_message_chars)
+        text = as_text(message)
         turns = [Turn.coerce(t) for t in history]
+        analysed = plain_text(text)
+        too_long = len(text) > self.settings.max_message_chars
 
         t = time.perf_counter()
-        analysed = plain_text(text)
-        vector = self.embedder.encode_one(analysed)
+        vector = None if too_long or not analysed else self.embedder.encode_one(analysed)
         timings["embed"] = _ms(t)
-
         t = time.perf_counter()
         triage = self.triager.assess(text, turns, message_vector=vector)
         timings["triage"] = _ms(t)
 
-        if triage.level in (TriageLevel.EMERGENCY, TriageLevel.URGENT, TriageLevel.OUT_OF_SCOPE):
-            answer = self._referral_only(triage)
-            timings["total"] = _ms(started)
-            return Answer(text, triage, answer, [], timings, covered=False)
+        if too_long or not analysed:
+            if triage.level.severity == 0:
+                clean_message(text, self.settings.max_message_chars)  # raises, saying why
+            note = "" if not too_long else limit_note(len(text), self.settings.max_message_chars)
+            return self._referral_answer(text, triage, timings, started, note)
+        if triage.level in (TriageLevel.EMERGENCY, TriageLevel.URGENT, TriageLevel.OUT_OF_SCOPE) or (
+            triage.language != "en"
+        ):
+            return self._referral_answer(text, triage, timings, started)
+        assert vector is not None
+        try:
+            return self._answer(text, analysed, vector, turns, triage, timings, started)
+        except Exception:
+            log.exception("answering failed after triage (%s); replying with the referral", triage.level)
+            note = "Sorry, something went wrong while preparing the answer."
+            return self._referral_answer(text, triage, timings, started, note)
 
+    def _referral_answer(
+        self, text: str, triage: Triage, timings: dict[str, float], started: float, note: str = ""
+    ) -> Answer:
+        """A reply with no advice: the policy's wording, the signs seen, any note, the emergency line."""
+        parts = [self._referral_only(triage)] if triage.referral else []
+        if note:
+            parts.append(note)
+        if triage.level is not TriageLevel.EMERGENCY and (note or triage.level is TriageLevel.OUT_OF_SCOPE):
+            parts.append(EMERGENCY_NOTE)
+        timings["total"] = _ms(started)
+        return Answer(text, triage, "\n\n".join(parts), [], timings, covered=False)
+
+    def _answer(
+        self,
+        text: str,
+        analysed: str,
+        vector: np.ndarray,
+        turns: Sequence[Turn],
+        triage: Triage,
+        timings: dict[str, float],
+        started: float,
+    ) -> Answer:
+        """Retrieve, compose and check a cited answer (self-care and see-a-PT levels)."""
         t = time.perf_counter()
         query, query_vector = self._query(analysed, vector, turns)
         # Causes are spread over several sections, so a "why" question reads a little wider.

@@ -89,6 +89,15 @@ class Settings(BaseSettings):
         default=PACKAGE_DIR / "rules" / "red_flags.yaml",
         description="YAML file with the red-flag policy (signs, phrasings, levels, wording).",
     )
+    triage_corpus: Path = Field(
+        default=PACKAGE_DIR / "rules" / "triage_corpus",
+        description="Folder of labelled messages (*.jsonl) the triage model is trained from.",
+    )
+    cache_dir: Path = Field(
+        default=PROJECT_ROOT / ".cache",
+        description="Folder for derived artefacts rebuilt from the repository (the trained "
+        "triage model), each keyed by a hash of what it was built from.",
+    )
 
     # -- chat page -------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address the chat page listens on.")

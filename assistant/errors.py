@@ -1,4 +1,18 @@
-"""One small family of errors; the shells turn them into messages that say what to do next."""
+"""One small family of errors; the shells turn them into messages that say what to do next.
+
+Whatever went wrong, a reply to a person still carries `EMERGENCY_NOTE`: it lives in code,
+not in the policy file, so it survives a policy that cannot be read.
+"""
+
+EMERGENCY_NOTE = (
+    "If you have numbness in the groin, loss of bladder or bowel control, chest pain, fainting "
+    "or new weakness in your legs, call your local emergency number now."
+)
+
+
+def with_emergency_note(text: str) -> str:
+    """An error or refusal as shown to a person: what went wrong, then the emergency line."""
+    return f"{text.rstrip()}\n\n{EMERGENCY_NOTE}"
 
 
 class AssistantError(Exception):

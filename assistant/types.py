@@ -100,9 +100,15 @@ class Triage:
     level: TriageLevel = TriageLevel.SELF_CARE
     reasons: list[str] = field(default_factory=list)
     referral: str = ""  # what to tell the person first, from the policy's wording
+    language: str = "en"  # ISO 639-1 code of the message the decision rests on
 
     def to_dict(self) -> dict[str, Any]:
-        return {"level": str(self.level), "reasons": list(self.reasons), "referral": self.referral}
+        return {
+            "level": str(self.level),
+            "reasons": list(self.reasons),
+            "referral": self.referral,
+            "language": self.language,
+        }
 
 
 @dataclass(frozen=True)

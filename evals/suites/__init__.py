@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evals.results import SuiteResult
-from evals.suites import answers, conversation, retrieval, safety, triage
+from evals.suites import answers, blind_triage, conversation, retrieval, safety, triage
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ SUITES: dict[str, Suite] = {
     "triage": Suite("triage", triage.run, False),
     "safety": Suite("safety", safety.run, False),
     "conversation": Suite("conversation", conversation.run, False),
+    "blind_triage": Suite("blind_triage", blind_triage.run, False),
 }
 QUICK = ("retrieval", "answers")
 

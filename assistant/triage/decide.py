@@ -1,0 +1,176 @@
+"""The one decision: from what was found in a conversation to a triage level and its wording.
+
+Both the runtime (`Triager.assess`) and threshold tuning (`train.py`) call `decide`, so the
+thresholds tuned are the thresholds applied. The most severe sign over every user turn
+wins; out-of-scope is judged on the current message only and never outranks a sign, so
+nothing typed later lowers a level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from assistant.triage.corpus import FORBIDDEN, NONE, OFF_TOPIC
+from assistant.triage.model import Thresholds
+from assistant.triage.patterns import PatternHit
+from assistant.triage.policy import ESCALATING, SignPolicy, TriagePolicy
+from assistant.triage.segment import Unit
+from assistant.types import Triage, TriageLevel
+
+QUOTE_CHARS = 120
+OTHER_PERSON = 0.5
+
+
+@dataclass
+class Analysis:
+    """Everything `decide` needs, computed once per conversation; thresholds come later."""
+
+    pattern_hits: list[PatternHit] = field(default_factory=list)
+    units: list[Unit] = field(default_factory=list)
+    proba: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    classes: list[str] = field(default_factory=list)
+    other: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    request: str | None = None  # a forbidden request a pattern names in the current message
+    languages: list[str] = field(default_factory=list)  # per user turn
+    current_turn: int = 0
+    _levels: tuple[np.ndarray, np.ndarray] | None = None  # derived once: see `level_scores`
+
+    def level_scores(self, policy: TriagePolicy) -> tuple[np.ndarray, np.ndarray]:
+        """Per unit and escalating level: P(a sign of that level or worse), and the likeliest sign
+        of exactly that level (the reason shown when that level's threshold is reached).
+
+        Derived from `proba` once, so tuning can try many thresholds cheaply.
+        """
+        if self._levels is None:
+            by_id = {s.id: s for s in policy.signs}
+            p = np.zeros((len(self.units), len(ESCALATING)))
+            best = np.full((len(self.units), len(ESCALATING)), -1)
+            for k, level in enumerate(ESCALATING):
+                cols = [
+                    i for i, c in enumerate(self.classes) if c in by_id and by_id[c].level.severity >= level.severity
+                ]
+                exact = [i for i in cols if by_id[self.classes[i]].level is level]
+                if exact and len(self.units):
+                    p[:, k] = self.proba[:, cols].sum(axis=1)
+                    best[:, k] = np.asarray(exact)[self.proba[:, exact].argmax(axis=1)]
+            self._levels = (p, best)
+        return self._levels
+
+
+@dataclass(frozen=True)
+class Finding:
+    sign: SignPolicy
+    turn: int
+    quote: str
+    method: str  # "pattern" | "model"
+    other: bool = False
+    score: float = 1.0
+
+
+def findings(analysis: Analysis, policy: TriagePolicy, thresholds: Thresholds) -> list[Finding]:
+    """Pattern hits, plus every unit whose P(sign of level L or worse) reaches L's threshold."""
+    found = [
+        Finding(h.sign, h.turn, h.quote, "pattern")
+        for h in analysis.pattern_hits
+        if _harmless(analysis, h) < thresholds.pattern_veto
+    ]
+    if not len(analysis.units):
+        return found
+    by_id = {s.id: s for s in policy.signs}
+    p, best = analysis.level_scores(policy)
+    cut = np.array([thresholds.levels[level] for level in ESCALATING])
+    for u in np.flatnonzero((p >= cut).any(axis=1)):
+        k = int(np.argmax(p[u] >= cut))  # the most severe level reached (ESCALATING is most severe first)
+        unit = analysis.units[u]
+        other = bool(analysis.other[u] >= OTHER_PERSON) if len(analysis.other) else False
+        sign = by_id[analysis.classes[int(best[u, k])]]
+        found.append(Finding(sign, unit.turn, unit.text, "model", other, float(p[u, k])))
+    return found
+
+
+def _harmless(analysis: Analysis, hit: PatternHit) -> float:
+    """P(no sign) the model gives the smallest unit that holds a pattern's quote (0 if none does)."""
+    cols = [i for i, c in enumerate(analysis.classes) if c in (NONE, OFF_TOPIC, FORBIDDEN)]
+    holding = [
+        u for u, unit in enumerate(analysis.units) if unit.turn == hit.turn and hit.quote.lower() in unit.text.lower()
+    ]
+    if not holding or not cols:
+        return 0.0
+    smallest = min(holding, key=lambda u: len(analysis.units[u].text))
+    return float(analysis.proba[smallest, cols].sum())
+
+
+def decide(analysis: Analysis, policy: TriagePolicy, thresholds: Thresholds) -> Triage:
+    """The most severe finding wins; with none, the scope and language of the current message."""
+    found = findings(analysis, policy, thresholds)
+    current = analysis.current_turn
+    if found:
+        level = max((f.sign.level for f in found), key=lambda lv: lv.severity)
+        top = [f for f in found if f.sign.level is level]
+        top.sort(key=lambda f: (f.method != "pattern", -f.score, len(f.quote)))
+        lead = top[0]
+        reasons = _reasons(found, current)
+        referral = lead.sign.referral or (
+            policy.levels[level].referral_other if _about_someone_else(top) else policy.levels[level].referral
+        )
+        language = analysis.languages[lead.turn] if analysis.languages else "en"
+        translated = policy.levels[level].translations.get(language)
+        if translated and not lead.sign.referral:
+            referral = f"{translated}\n\n{referral}"
+        return Triage(level=level, reasons=reasons, referral=referral, language=language)
+    language = analysis.languages[current] if analysis.languages else "en"
+    if analysis.request is not None:
+        request = next(r for r in policy.scope.requests if r.id == analysis.request)
+        return Triage(TriageLevel.OUT_OF_SCOPE, [request.name], request.referral, language)
+    p_off, p_forbidden = scope_probability(analysis)
+    if p_off + p_forbidden >= thresholds.out_of_scope:
+        if p_forbidden > p_off:
+            return Triage(
+                TriageLevel.OUT_OF_SCOPE,
+                ["asks for medical advice a guidance assistant cannot give"],
+                policy.scope.forbidden_referral,
+                language,
+            )
+        return Triage(
+            TriageLevel.OUT_OF_SCOPE, ["not about back pain, posture or exercise"], policy.scope.referral, language
+        )
+    if language != "en":
+        reply = policy.scope.non_english.replies.get(language, policy.scope.non_english.replies["en"])
+        return Triage(TriageLevel.SELF_CARE, [f"written in another language ({language})"], reply, language)
+    return Triage()
+
+
+def scope_probability(analysis: Analysis) -> tuple[float, float]:
+    """P(off-topic), P(forbidden request) of the current message: its units, weighted by length."""
+    rows = [u for u, unit in enumerate(analysis.units) if unit.turn == analysis.current_turn]
+    if not rows or NONE not in analysis.classes:
+        return 0.0, 0.0
+    weights = np.array([len(analysis.units[u].text) for u in rows], dtype=float)
+    weights /= weights.sum()
+    probs = analysis.proba[rows]
+
+    def column(name: str) -> float:
+        if name not in analysis.classes:
+            return 0.0
+        return float(weights @ probs[:, analysis.classes.index(name)])
+
+    return column(OFF_TOPIC), column(FORBIDDEN)
+
+
+def _about_someone_else(findings: list[Finding]) -> bool:
+    return any(f.other for f in findings) and not any(f.method == "pattern" and not f.other for f in findings[:1])
+
+
+def _reasons(found: list[Finding], current: int) -> list[str]:
+    """One line per sign, most severe first: its name and the person's own words."""
+    best: dict[str, Finding] = {}
+    for f in sorted(found, key=lambda f: (-f.sign.level.severity, f.method != "pattern", len(f.quote))):
+        best.setdefault(f.sign.id, f)
+    lines = []
+    for f in best.values():
+        quote = f.quote if len(f.quote) <= QUOTE_CHARS else f.quote[: QUOTE_CHARS - 3] + "..."
+        when = "" if f.turn == current else ", said earlier"
+        lines.append(f"{f.sign.name} ('{quote}'{when})")
+    return lines

@@ -1,0 +1,207 @@
+"""The triage policy as validated data: signs, levels, referral wording, backstop patterns, costs.
+
+The policy lives in `rules/red_flags.yaml` so a clinician can review it without reading
+Python. This module only reads and checks it; any problem becomes a ConfigError that
+names the field and what to fix.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from assistant.errors import ConfigError
+from assistant.types import TriageLevel
+
+ESCALATING = (TriageLevel.EMERGENCY, TriageLevel.URGENT, TriageLevel.SEE_PT)
+LANGUAGES = ("en", "es", "fr", "de", "pt", "it")
+_TERM = re.compile(r"<([a-z_]+)>")
+_GAP = re.compile(r"<gap(\d+)>")
+_GAP_WORD = r"(?:\s+[^\s.!?;:]+)"  # one word inside a sentence: a gap never crosses . ! ? ; :
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LevelPolicy(_Model):
+    referral: str = Field(min_length=10, description="What to tell the person first.")
+    referral_other: str = Field(
+        min_length=10, description="The same, when the sign is about someone else ('they should...')."
+    )
+    translations: dict[str, str] = Field(
+        default={}, description="The referral in other languages, by ISO 639-1 code."
+    )
+
+
+class SignPolicy(_Model):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str = Field(min_length=3, description="Human-readable name, shown in reasons.")
+    level: TriageLevel
+    source: str = Field(min_length=3, description="Guidance the sign comes from.")
+    patterns: list[str] = Field(
+        default=[], description="Reviewed, high-precision backstop patterns (the model does the rest)."
+    )
+    examples: list[str] = Field(default=[], description="Plain phrasings, for reviewers and tests.")
+    requires: list[str] = Field(
+        default=[], description="Patterns of which one must also be said in some user turn."
+    )
+    history_matters: bool = Field(
+        default=False, description="Past or resolved mentions still count (history of cancer)."
+    )
+    referral: str | None = Field(
+        default=None, description="Wording that replaces the level's referral (a crisis line)."
+    )
+
+    @field_validator("level")
+    @classmethod
+    def _escalating(cls, level: TriageLevel) -> TriageLevel:
+        if level not in ESCALATING:
+            raise ValueError(f"level must be one of {[str(x) for x in ESCALATING]}, got {level}")
+        return level
+
+
+class CostPolicy(_Model):
+    """What a mistake costs when the decision thresholds are chosen on the dev split."""
+
+    missed: dict[TriageLevel, float] = Field(
+        description="Cost of under-triaging a message of this level by one or more levels."
+    )
+    false_alarm: float = Field(gt=0, description="Cost of escalating a message with no sign.")
+    false_alarm_budget: float = Field(
+        ge=0, le=1, description="Largest share of dev negatives the chosen thresholds may escalate."
+    )
+
+
+class ModelPolicy(_Model):
+    """Hyper-parameters of the learned sign classifier, chosen on the dev split
+    (`python -m assistant.triage.train tune`)."""
+
+    C: float = Field(gt=0, description="Inverse regularisation strength of the logistic regression.")
+    embedding_weight: float = Field(gt=0, description="Scale of the sentence embedding next to n-grams.")
+    class_weight: dict[TriageLevel, float] = Field(
+        description="Sample weight of units carrying a sign of this level (a miss costs more)."
+    )
+
+
+class NegationPolicy(_Model):
+    window: int = Field(gt=0, le=20)
+    pre: list[str]
+    post: list[str]
+    pseudo: list[str]
+    terminators: list[str]
+    hypothetical: list[str]
+    asking: list[str]
+    resolved: list[str]
+
+
+class RequestPolicy(_Model):
+    id: str
+    name: str
+    referral: str = Field(min_length=10)
+    patterns: list[str] = Field(min_length=1)
+
+
+class LanguagePolicy(_Model):
+    """What a message in another language with no warning sign is told, in that language."""
+
+    replies: dict[str, str] = Field(description="By ISO 639-1 code: 'I answer in English' + emergency signs.")
+
+
+class ScopePolicy(_Model):
+    referral: str = Field(min_length=10)
+    forbidden_referral: str = Field(
+        min_length=10, description="A medical request no pattern names (dose, scan, diagnosis)."
+    )
+    requests: list[RequestPolicy]
+    non_english: LanguagePolicy
+
+
+class TriagePolicy(_Model):
+    """The whole triage policy, validated; `load` turns any problem into a ConfigError."""
+
+    version: int
+    levels: dict[TriageLevel, LevelPolicy]
+    costs: CostPolicy
+    model: ModelPolicy
+    negation: NegationPolicy
+    terms: dict[str, str]
+    signs: list[SignPolicy] = Field(min_length=1)
+    scope: ScopePolicy
+
+    @classmethod
+    def load(cls, path: Path) -> TriagePolicy:
+        """Read, validate and compile-check the YAML policy.
+
+        Raises:
+            ConfigError: the file is missing, is not valid YAML, misses a field, or has a
+                pattern that does not compile; the message names the sign and what to fix.
+        """
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"Cannot read the triage policy {path}: {exc}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"The triage policy {path} is not valid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"The triage policy {path} must be a mapping, got {type(raw).__name__}")
+        try:
+            policy = cls.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            )
+            raise ConfigError(f"Invalid triage policy {path}: {problems}") from exc
+        policy.check(path)
+        return policy
+
+    def sign(self, sign_id: str) -> SignPolicy:
+        for sign in self.signs:
+            if sign.id == sign_id:
+                return sign
+        raise KeyError(sign_id)
+
+    def check(self, path: Path | str = "policy") -> None:
+        """Cross-field checks pydantic cannot express; every pattern must compile."""
+        missing = [str(level) for level in ESCALATING if level not in self.levels]
+        if missing:
+            raise ConfigError(f"{path}: levels needs a referral for {missing}")
+        missing = [str(level) for level in ESCALATING if level not in self.costs.missed]
+        if missing:
+            raise ConfigError(f"{path}: costs.missed needs a cost for {missing}")
+        seen: set[str] = set()
+        for sign in self.signs:
+            if sign.id in seen:
+                raise ConfigError(f"{path}: sign id {sign.id!r} is used twice; ids must be unique")
+            seen.add(sign.id)
+            for pattern in [*sign.patterns, *sign.requires]:
+                self.compile(pattern, where=f"sign {sign.id!r}")
+        for request in self.scope.requests:
+            for pattern in request.patterns:
+                self.compile(pattern, where=f"scope request {request.id!r}")
+        for name in ("pre", "post", "pseudo", "terminators", "hypothetical", "asking", "resolved"):
+            for pattern in getattr(self.negation, name):
+                self.compile(pattern, where=f"negation.{name}", words=not pattern.startswith("^"))
+
+    def compile(self, pattern: str, *, where: str, words: bool = True) -> re.Pattern[str]:
+        """Expand `<term>` and `<gapN>` shorthands and compile, matching whole words."""
+
+        def term(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in self.terms:
+                raise ConfigError(
+                    f"{where}: pattern {pattern!r} uses <{name}>, which is not defined under "
+                    f"`terms` (defined: {sorted(self.terms)})"
+                )
+            return f"(?:{self.terms[name]})"
+
+        expanded = _TERM.sub(term, _GAP.sub(lambda m: f"{_GAP_WORD}{{0,{m.group(1)}}}", pattern))
+        if words:
+            expanded = rf"(?<!\w)(?:{expanded})(?!\w)"
+        try:
+            return re.compile(expanded)
+        except re.error as exc:
+            raise ConfigError(f"{where}: pattern {pattern!r} does not compile: {exc}") from exc

@@ -1,0 +1,65 @@
+"""Cut a message into the units the triage model scores: sentences, long sentences' clauses,
+and the whole message when it is short.
+
+A warning sign buried in a long message is one sentence among many; scored as a whole,
+the message would look like its harmless majority. Each unit keeps its span, so the
+reason shown quotes the person's own words.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_SENTENCE = re.compile(r"[^.!?;\n]+[.!?;]*", re.UNICODE)
+# inside a long sentence: commas and the conjunctions that start a new thought
+_CLAUSE = re.compile(r",|\s(?:but|and then|so|because|though|although|pero|mais|aber|mas|ma)\s", re.I)
+LONG_SENTENCE_WORDS = 25
+WHOLE_MESSAGE_WORDS = 60
+MAX_UNITS = 200  # the patterns still read everything; the model reads this many units at most
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A span of one user turn that the model scores on its own."""
+
+    turn: int
+    start: int
+    end: int
+    text: str
+
+
+def units(text: str, turn: int = 0) -> list[Unit]:
+    """The sentences of `text`, the clauses of its long sentences, and `text` itself when short.
+
+    Repeated units (a pasted block, a message repeated many times) are kept once.
+    """
+    out: list[Unit] = []
+    seen: set[str] = set()
+
+    def add(start: int, end: int) -> None:
+        while start < end and not text[start].isalnum():
+            start += 1
+        while end > start and not text[end - 1].isalnum():
+            end -= 1
+        piece = text[start:end]
+        key = piece.lower()
+        if len(piece) >= 2 and key not in seen and len(out) < MAX_UNITS:
+            seen.add(key)
+            out.append(Unit(turn, start, end, piece))
+
+    sentences = [(m.start(), m.end()) for m in _SENTENCE.finditer(text)]
+    if len(text.split()) <= WHOLE_MESSAGE_WORDS:
+        add(0, len(text))
+    for start, end in sentences:
+        add(start, end)
+        sentence = text[start:end]
+        if len(sentence.split()) > LONG_SENTENCE_WORDS:
+            cut = start
+            for m in _CLAUSE.finditer(sentence):
+                add(cut, start + m.start())
+                cut = start + m.start()
+            add(cut, end)
+    if not out and text.strip():
+        add(0, len(text))
+    return out

@@ -1,0 +1,147 @@
+"""Red-flag triage of a conversation: patterns first, then the learned model, then one decision.
+
+Every user turn is read (assistant turns never are), so a sign said earlier still counts
+and nothing typed later lowers the level.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from assistant.config import Settings
+from assistant.text import plain_text
+from assistant.triage.decide import Analysis, decide
+from assistant.triage.language import detect_language
+from assistant.triage.model import Thresholds, TriageModel
+from assistant.triage.patterns import PatternMatcher
+from assistant.triage.policy import TriagePolicy
+from assistant.triage.segment import units
+from assistant.types import Triage, Turn
+
+log = logging.getLogger(__name__)
+_CACHE_SIZE = 4096
+
+
+class EmbedderLike(Protocol):
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class Triager:
+    """Decides the triage level of a message in its conversation.
+
+    Example:
+        >>> triager = Triager.from_settings(Settings.load(), Embedder())
+        >>> triager.assess("I peed myself a little on the treadmill").level
+        <TriageLevel.EMERGENCY: 'emergency'>
+    """
+
+    def __init__(
+        self,
+        policy: TriagePolicy,
+        model: TriageModel | None = None,
+        embedder: EmbedderLike | None = None,
+        known_words: set[str] | None = None,
+    ) -> None:
+        self.policy = policy
+        self.model = model
+        self.embedder = embedder
+        self.patterns = PatternMatcher(policy, known_words)
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return self.model.thresholds if self.model is not None else Thresholds()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, embedder: Any = None) -> Triager:
+        """Load the policy and the model trained from the corpus (training it once if needed).
+
+        Raises:
+            ConfigError: the policy or the corpus is invalid; the message says what to fix.
+        """
+        from assistant.triage.train import ensure_model
+
+        policy = TriagePolicy.load(settings.triage_rules)
+        model = ensure_model(settings, policy, embedder) if embedder is not None else None
+        return cls(policy, model, embedder, known_words(embedder))
+
+    # -- public ------------------------------------------------------------------------
+
+    def assess(
+        self,
+        message: str,
+        history: Sequence[Turn | dict[str, Any]] = (),
+        *,
+        message_vector: np.ndarray | None = None,
+    ) -> Triage:
+        """Triage `message` in the context of `history` (only user turns are read).
+
+        Args:
+            message: the current message (any length: triage reads it all before limits apply).
+            history: earlier turns, oldest first.
+            message_vector: the embedder's unit vector of `message`, if already computed.
+        """
+        return decide(self.analyse(message, history, message_vector=message_vector), self.policy, self.thresholds)
+
+    def analyse(
+        self,
+        message: str,
+        history: Sequence[Turn | dict[str, Any]] = (),
+        *,
+        message_vector: np.ndarray | None = None,
+    ) -> Analysis:
+        """Everything the decision needs: pattern hits and model scores for every user turn."""
+        turns = [t if isinstance(t, Turn) else Turn.coerce(t) for t in history]
+        texts = [plain_text(t.content) for t in turns if t.role == "user"] + [plain_text(message)]
+        current = len(texts) - 1
+        analysis = Analysis(current_turn=current)
+        analysis.pattern_hits = self.patterns.find(texts)
+        analysis.request = self.patterns.request(texts[current])
+        analysis.languages = [detect_language(t) for t in texts]
+        if self.model is not None and self.embedder is not None:
+            pieces = [u for i, t in enumerate(texts) for u in units(t, i)]
+            known = {texts[current]: message_vector} if message_vector is not None else {}
+            vectors = self._vectors([u.text for u in pieces], known)
+            analysis.units = pieces
+            analysis.classes = self.model.classes
+            analysis.proba = self.model.proba([u.text for u in pieces], vectors)
+            analysis.other = self.model.other_person([u.text for u in pieces])
+        return analysis
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _vectors(self, texts: list[str], known: dict[str, np.ndarray | None]) -> np.ndarray:
+        """Embed texts, reusing cached vectors so history turns are not embedded again."""
+        assert self.embedder is not None
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        with self._lock:
+            cached = {t: self._cache[t] for t in texts if t in self._cache}
+        cached.update({t: np.asarray(v, dtype=np.float32) for t, v in known.items() if v is not None})
+        missing = list(dict.fromkeys(t for t in texts if t not in cached))
+        if missing:
+            cached.update(zip(missing, self.embedder.encode(missing), strict=True))
+        with self._lock:
+            for t in texts:
+                self._cache[t] = cached[t]
+                self._cache.move_to_end(t)
+            while len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return np.stack([cached[t] for t in texts])
+
+
+def known_words(embedder: Any) -> set[str] | None:
+    """Real words (the embedding model's word list), so the speller never 'fixes' them."""
+    path = getattr(embedder, "model_path", None)
+    if path is None or not (path / "tokenizer.json").is_file():
+        return None
+    from tokenizers import Tokenizer
+
+    return {w for w in Tokenizer.from_file(str(path / "tokenizer.json")).get_vocab() if w.isalpha()}
