@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(PY) -m assistant.embedding_export
 	touch $(STAMP)
 
 # The browser tests drive Debian's Chromium; never `playwright install`.
@@ -59,4 +60,4 @@ typecheck: setup
 	$(VENV)/bin/mypy assistant
 
 clean:
-	rm -rf .index .data evals/reports test-output
+	rm -rf .index .data .cache evals/reports test-output
