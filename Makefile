@@ -25,6 +25,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(PY) -m assistant.embedding_export
 	touch $(STAMP)
 
 # The browser tests drive Debian's Chromium; never `playwright install`.

@@ -94,7 +94,7 @@ class Assistant:
         from assistant.triage import Triager
 
         settings = settings or Settings.load()
-        embedder = Embedder(settings.model_path, settings.embedding_batch_size)
+        embedder = Embedder.from_settings(settings)
         index = Index(settings)
         report = index.ensure(embedder, progress=progress)
         retriever = HybridRetriever.build(index.open(), embedder, settings, index.keywords())

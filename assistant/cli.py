@@ -73,7 +73,7 @@ def ingest(paths: tuple[Path, ...], rebuild: bool, quiet: bool, as_json: bool) -
     try:
         settings = _settings()
         index = Index(settings)
-        embedder = Embedder(settings.model_path, settings.embedding_batch_size)
+        embedder = Embedder.from_settings(settings)
         if not paths and not rebuild and index.status(embedder.model_id) == "fresh":
             if not quiet:
                 click.echo(f"Index in {settings.index_dir} is up to date.")

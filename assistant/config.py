@@ -8,6 +8,7 @@ that changes behaviour.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +45,17 @@ class Settings(BaseSettings):
     )
     embedding_batch_size: int = Field(
         default=64, gt=0, description="Texts per batch when embedding chunks at ingest."
+    )
+    embedding_backend: Literal["onnx", "torch"] = Field(
+        default="onnx",
+        description="What runs the embedding model: 'onnx' (an ONNX export of the same model run "
+        "by onnxruntime; no torch at run time) or 'torch' (sentence-transformers). Without a "
+        "usable export, 'onnx' falls back to torch and logs one line saying so.",
+    )
+    model_cache_dir: Path = Field(
+        default=PROJECT_ROOT / ".cache",
+        description="Folder for the ONNX export of the embedding model (made once, at `make setup` "
+        "or the first ingest, from the local model; nothing is downloaded).",
     )
     chunk_size: int = Field(
         default=1200,

@@ -147,6 +147,7 @@ class Index:
         from filelock import FileLock
 
         started = time.perf_counter()
+        embedder.prepare()  # the ONNX export of the model, made on the first ingest if missing
         sources = [Path(p).resolve() for p in (paths or [self.settings.knowledge_dir])]
         docs, chunks = load_chunks(sources, self.settings.chunk_size)
         try:

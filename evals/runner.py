@@ -1,4 +1,7 @@
-"""Run suites against ours and the baseline, attach thresholds, write JSON + HTML reports."""
+"""Run suites against ours and the baseline, attach thresholds, write JSON + HTML reports.
+
+Imports flow one way: runner -> bench -> systems (runner -> systems too); nothing imports runner.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from typing import Any
 from evals import DATA_DIR, EVALS_DIR, REPORTS_DIR
 from evals.results import Report, apply_thresholds, load_thresholds
 from evals.suites import SUITES, run_suite
+from evals.systems import build_systems
 
 
 def _commit() -> str:
@@ -34,46 +38,6 @@ def _data_hashes() -> dict[str, str]:
         for p in sorted(DATA_DIR.iterdir())
         if p.suffix in (".jsonl", ".yaml")
     }
-
-
-def build_systems(*, baseline: bool = True, **overrides: Any) -> list[Any]:
-    """Ours (index built or refreshed as needed) and, optionally, the naive baseline.
-
-    The baseline borrows ours' loaded embedding model: same model, loaded once.
-    """
-    from evals.systems import Ours
-
-    ours = Ours.from_settings(**overrides)
-    systems: list[Any] = [ours]
-    if baseline:
-        from evals.baselines.naive_rag import NaiveRag
-
-        embedder = ours.assistant.embedder
-        steady = min(_probe(embedder) for _ in range(5))
-        systems.append(NaiveRag(embedder))
-        settle(embedder, steady)
-    return systems
-
-
-def _probe(embedder: Any) -> float:
-    t = time.perf_counter()
-    embedder.encode_one("settle probe: treadmill back pain")
-    return (time.perf_counter() - t) * 1000
-
-
-def settle(embedder: Any, steady_ms: float, max_seconds: float = 30.0) -> float:
-    """Wait until query embedding is back at its steady speed; returns the seconds waited.
-
-    Sometimes, right after the baseline's in-memory Chroma collection is filled, query
-    embeddings in this process take ~400 ms instead of ~8 ms for several seconds
-    (background work competing for the cores). Timing in that window would penalise
-    whichever system runs first, so the suites start once five probes in a row run
-    within twice the speed measured before the baseline was built.
-    """
-    start, streak = time.perf_counter(), 0
-    while streak < 5 and time.perf_counter() - start < max_seconds:
-        streak = streak + 1 if _probe(embedder) <= 2 * steady_ms else 0
-    return time.perf_counter() - start
 
 
 def run(
@@ -124,7 +88,7 @@ def run(
         report.bench = run_bench(
             ours=systems[0],
             baseline=systems[1] if len(systems) > 1 else None,
-            synthetic_chunks=bench_chunks,
+            synthetic_chunks=bench_chunks or None,
         )
     return report
 
