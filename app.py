@@ -18,7 +18,7 @@ import gradio as gr
 import assistant  # noqa: F401, I001  (offline mode and no analytics, before Gradio is imported)
 from assistant import render
 from assistant.config import PACKAGE_DIR, Settings
-from assistant.errors import AssistantError, InputError
+from assistant.errors import AssistantError, InputError, with_emergency_note
 from assistant.feedback import FeedbackStore
 
 log = logging.getLogger("assistant.app")
@@ -56,7 +56,8 @@ def build_page(bot: Any, settings: Settings, store: FeedbackStore | None = None)
         try:
             answer = bot.ask(message, transcript.history())
         except InputError as exc:  # too long, binary...: say so, give the text back to edit
-            yield message, transcript.messages(), gr.skip(), transcript, render.notice(str(exc))
+            notice = render.notice(with_emergency_note(str(exc)))
+            yield message, transcript.messages(), gr.skip(), transcript, notice
             return
         except Exception:
             log.exception("answering a message of %d characters failed", len(message))
@@ -113,7 +114,7 @@ def build_page(bot: Any, settings: Settings, store: FeedbackStore | None = None)
         try:
             return bot.ask(message, history or []).to_dict()
         except (InputError, ValueError) as exc:
-            raise gr.Error(str(exc)) from exc
+            raise gr.Error(with_emergency_note(str(exc))) from exc
         except Exception as exc:
             log.exception("the /ask endpoint failed")
             raise gr.Error(render.ERROR_REPLY) from exc

@@ -17,7 +17,7 @@ import click
 
 from assistant import _offline  # noqa: F401
 from assistant.config import Settings
-from assistant.errors import AssistantError, InputError
+from assistant.errors import AssistantError, InputError, with_emergency_note
 from assistant.text import normalize
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ def _settings() -> Settings:
 
 
 def _fail(exc: AssistantError) -> None:
-    click.echo(f"Error: {exc}", err=True)
+    click.echo(f"Error: {with_emergency_note(str(exc))}", err=True)
     sys.exit(1)
 
 
@@ -162,9 +162,9 @@ def ask(message: str | None, as_json: bool, batch: TextIO | None) -> None:
                 try:
                     out = {"id": rid, **bot.ask(req["message"], req.get("history") or []).to_dict()}
                 except (InputError, ValueError) as exc:
-                    out = {"id": rid, "error": str(exc)}
+                    out = {"id": rid, "error": with_emergency_note(str(exc))}
             else:
-                out = {"id": rid, "error": error}
+                out = {"id": rid, "error": with_emergency_note(error or "")}
             click.echo(json.dumps(out, ensure_ascii=False))
         return
     assert message is not None

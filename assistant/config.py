@@ -52,11 +52,6 @@ class Settings(BaseSettings):
         "by onnxruntime; no torch at run time) or 'torch' (sentence-transformers). Without a "
         "usable export, 'onnx' falls back to torch and logs one line saying so.",
     )
-    model_cache_dir: Path = Field(
-        default=PROJECT_ROOT / ".cache",
-        description="Folder for the ONNX export of the embedding model (made once, at `make setup` "
-        "or the first ingest, from the local model; nothing is downloaded).",
-    )
     chunk_size: int = Field(
         default=1200,
         ge=200,
@@ -107,8 +102,9 @@ class Settings(BaseSettings):
     )
     cache_dir: Path = Field(
         default=PROJECT_ROOT / ".cache",
-        description="Folder for derived artefacts rebuilt from the repository (the trained "
-        "triage model), each keyed by a hash of what it was built from.",
+        description="Folder for artefacts derived from the repository and the packaged model "
+        "(the ONNX export of the embedding model, the trained triage model), each keyed by a hash "
+        "of what it was built from; made at `make setup` or on first use, never downloaded.",
     )
 
     # -- chat page -------------------------------------------------------------

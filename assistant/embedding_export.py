@@ -226,8 +226,8 @@ def main() -> None:
     if settings.embedding_backend != "onnx":
         print("ASSISTANT_EMBEDDING_BACKEND is not onnx: no export needed.")
         return
-    existing = find_export(model_path, settings.model_cache_dir)
-    folder = existing or export_onnx(model_path, settings.model_cache_dir)
+    existing = find_export(model_path, settings.cache_dir)
+    folder = existing or export_onnx(model_path, settings.cache_dir)
     print(f"ONNX export of the embedding model: {folder}{' (already there)' if existing else ''}")
 
 

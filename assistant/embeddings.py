@@ -193,7 +193,7 @@ class Embedder(Embeddings):
             settings.model_path,
             settings.embedding_batch_size,
             backend=settings.embedding_backend,
-            cache_dir=settings.model_cache_dir,
+            cache_dir=settings.cache_dir,
         )
 
     @property

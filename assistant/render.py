@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from assistant.errors import with_emergency_note
 from assistant.types import Answer, Citation, TriageLevel
 
 TITLE = "Back-pain guidance"
@@ -29,7 +30,7 @@ EXAMPLES = [
     "Tell me about the glute bridge",
     "When should I see a physical therapist?",
 ]
-ERROR_REPLY = (
+ERROR_REPLY = with_emergency_note(
     "Sorry, something went wrong on our side while answering that. Your conversation is "
     "still here: please try again, or rephrase the question."
 )

@@ -33,6 +33,7 @@ class Analysis:
     classes: list[str] = field(default_factory=list)
     other: np.ndarray = field(default_factory=lambda: np.zeros(0))
     request: str | None = None  # a forbidden request a pattern names in the current message
+    scope: dict[str, float] = field(default_factory=dict)  # P(off_topic), P(forbidden) of the message
     languages: list[str] = field(default_factory=list)  # per user turn
     current_turn: int = 0
     _levels: tuple[np.ndarray, np.ndarray] | None = None  # derived once: see `level_scores`
@@ -49,7 +50,9 @@ class Analysis:
             best = np.full((len(self.units), len(ESCALATING)), -1)
             for k, level in enumerate(ESCALATING):
                 cols = [
-                    i for i, c in enumerate(self.classes) if c in by_id and by_id[c].level.severity >= level.severity
+                    i
+                    for i, c in enumerate(self.classes)
+                    if c in by_id and by_id[c].level.severity >= level.severity
                 ]
                 exact = [i for i in cols if by_id[self.classes[i]].level is level]
                 if exact and len(self.units):
@@ -94,7 +97,9 @@ def _harmless(analysis: Analysis, hit: PatternHit) -> float:
     """P(no sign) the model gives the smallest unit that holds a pattern's quote (0 if none does)."""
     cols = [i for i, c in enumerate(analysis.classes) if c in (NONE, OFF_TOPIC, FORBIDDEN)]
     holding = [
-        u for u, unit in enumerate(analysis.units) if unit.turn == hit.turn and hit.quote.lower() in unit.text.lower()
+        u
+        for u, unit in enumerate(analysis.units)
+        if unit.turn == hit.turn and hit.quote.lower() in unit.text.lower()
     ]
     if not holding or not cols:
         return 0.0
@@ -134,7 +139,10 @@ def decide(analysis: Analysis, policy: TriagePolicy, thresholds: Thresholds) -> 
                 language,
             )
         return Triage(
-            TriageLevel.OUT_OF_SCOPE, ["not about back pain, posture or exercise"], policy.scope.referral, language
+            TriageLevel.OUT_OF_SCOPE,
+            ["not about back pain, posture or exercise"],
+            policy.scope.referral,
+            language,
         )
     if language != "en":
         reply = policy.scope.non_english.replies.get(language, policy.scope.non_english.replies["en"])
@@ -143,24 +151,14 @@ def decide(analysis: Analysis, policy: TriagePolicy, thresholds: Thresholds) -> 
 
 
 def scope_probability(analysis: Analysis) -> tuple[float, float]:
-    """P(off-topic), P(forbidden request) of the current message: its units, weighted by length."""
-    rows = [u for u, unit in enumerate(analysis.units) if unit.turn == analysis.current_turn]
-    if not rows or NONE not in analysis.classes:
-        return 0.0, 0.0
-    weights = np.array([len(analysis.units[u].text) for u in rows], dtype=float)
-    weights /= weights.sum()
-    probs = analysis.proba[rows]
-
-    def column(name: str) -> float:
-        if name not in analysis.classes:
-            return 0.0
-        return float(weights @ probs[:, analysis.classes.index(name)])
-
-    return column(OFF_TOPIC), column(FORBIDDEN)
+    """P(off-topic), P(forbidden request) of the current message, from the scope classifier."""
+    return analysis.scope.get(OFF_TOPIC, 0.0), analysis.scope.get(FORBIDDEN, 0.0)
 
 
 def _about_someone_else(findings: list[Finding]) -> bool:
-    return any(f.other for f in findings) and not any(f.method == "pattern" and not f.other for f in findings[:1])
+    return any(f.other for f in findings) and not any(
+        f.method == "pattern" and not f.other for f in findings[:1]
+    )
 
 
 def _reasons(found: list[Finding], current: int) -> list[str]:

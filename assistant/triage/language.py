@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from functools import cache
+from typing import Any
 
 from assistant.triage.policy import LANGUAGES
 
@@ -17,7 +18,7 @@ MIN_CONFIDENCE = 0.5
 
 
 @cache
-def _detector():  # type: ignore[no-untyped-def]
+def _detector() -> Any:
     from lingua import IsoCode639_1, LanguageDetectorBuilder
 
     codes = [getattr(IsoCode639_1, code.upper()) for code in LANGUAGES]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,13 +20,90 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
-from assistant.triage.corpus import NONE, SCOPE_CLASSES, TrainingUnits
+from assistant.triage.corpus import Example, TrainingUnits
 from assistant.triage.policy import ModelPolicy, TriagePolicy
 from assistant.types import TriageLevel
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+
+
+class ContextMarker:
+    """Word features that carry each clause's context, in the manner of NegEx and ConText
+    (Chapman et al. 2001; Harkema et al. 2009).
+
+    * Negation: a cue marks the next words, up to the window, punctuation or a terminator,
+      as negated ("no lumps on my back" -> "no neg_lumps neg_on ..."), so a denied sign
+      and a reported one have different words.
+    * Hypothetical and historical clauses ("what would foot drop mean?", "I fainted once
+      years ago") add a copy of their words tagged with the context ("hyp_foot",
+      "past_fainted"), so the model can weigh a sign differently in that context.
+
+    The cues are the policy's (`model.context`), in every language it serves; the weights
+    are learned from the corpus.
+    """
+
+    def __init__(
+        self, negation: list[str], terminators: list[str], window: int, contexts: dict[str, str]
+    ) -> None:
+        self.negation = negation
+        self.terminators = terminators
+        self.window = window
+        self.contexts = contexts
+        self._compiled: tuple[re.Pattern[str], re.Pattern[str], list[tuple[str, re.Pattern[str]]]] | None = (
+            None
+        )
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_compiled": None}
+
+    def _patterns(self) -> tuple[re.Pattern[str], re.Pattern[str], list[tuple[str, re.Pattern[str]]]]:
+        if self._compiled is None:
+            self._compiled = (
+                re.compile(rf"^(?:{'|'.join(self.negation)})$"),
+                re.compile(rf"^(?:{'|'.join(self.terminators)})$"),
+                [(tag, re.compile(rf"(?<!\w)(?:{cue})(?!\w)")) for tag, cue in self.contexts.items()],
+            )
+        return self._compiled
+
+    def __call__(self, text: str) -> str:
+        from sklearn.feature_extraction.text import strip_accents_unicode
+
+        cue, stop, contexts = self._patterns()
+        folded = strip_accents_unicode(text.lower().replace("'", "").replace("\u2019", ""))
+        out: list[str] = []
+        clause: list[str] = []
+
+        def close() -> None:
+            joined = " ".join(clause)
+            for tag, pattern in contexts:
+                if pattern.search(joined):
+                    out.extend(f"{tag}_{w.removeprefix('neg_')}" for w in clause if w[0].isalnum())
+            clause.clear()
+
+        left = 0
+        for token in _TOKEN.findall(folded):
+            if not token[0].isalnum() or stop.match(token):
+                left = 0
+                close()
+                out.append(token)
+                continue
+            if cue.match(token):
+                left = self.window
+                word = token
+            elif left:
+                left -= 1
+                word = "neg_" + token
+            else:
+                word = token
+            out.append(word)
+            clause.append(word)
+        close()
+        return " ".join(out)
+
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
 @dataclass
@@ -55,6 +133,7 @@ class TriageModel:
     classifier: object
     subject: object | None
     embedding_weight: float
+    scope: object | None = None  # message level: none / off_topic / forbidden
     thresholds: Thresholds = field(default_factory=Thresholds)
     fingerprint: str = ""
     report: dict = field(default_factory=dict)
@@ -73,6 +152,13 @@ class TriageModel:
             return np.zeros((0, len(self.classes)))
         return self.classifier.predict_proba(self.features(texts, vectors))  # type: ignore[attr-defined]
 
+    def scope_proba(self, text: str, vector: np.ndarray) -> dict[str, float]:
+        """P(off_topic), P(forbidden) of a whole message (scope is a property of the message)."""
+        if self.scope is None:
+            return {}
+        row = self.scope.predict_proba(self.features([text], vector[None, :]))[0]  # type: ignore[attr-defined]
+        return {str(c): float(p) for c, p in zip(self.scope.classes_, row, strict=True)}  # type: ignore[attr-defined]
+
     def other_person(self, texts: list[str]) -> np.ndarray:
         """P(the unit speaks of someone else: "my husband can't feel...")."""
         if self.subject is None or not texts:
@@ -84,9 +170,18 @@ class TriageModel:
 
     @classmethod
     def fit(
-        cls, data: TrainingUnits, vectors: np.ndarray, policy: TriagePolicy, params: ModelPolicy | None = None
+        cls,
+        data: TrainingUnits,
+        vectors: np.ndarray,
+        policy: TriagePolicy,
+        params: ModelPolicy | None = None,
+        messages: tuple[list[Example], np.ndarray] | None = None,
     ) -> TriageModel:
-        """Fit vectorisers and classifiers on training units (never on dev or test)."""
+        """Fit vectorisers and classifiers on training units (never on dev or test).
+
+        `messages` (whole training messages and their vectors) trains the scope classifier,
+        with balanced class weights: off-topic and forbidden requests are rare in the units.
+        """
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
@@ -95,8 +190,13 @@ class TriageModel:
             analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True, strip_accents="unicode"
         )
         word = TfidfVectorizer(
-            ngram_range=(1, 2), min_df=2, sublinear_tf=True, strip_accents="unicode",
+            ngram_range=(1, 2),
+            min_df=2,
+            sublinear_tf=True,
             token_pattern=r"(?u)\b\w+\b",
+            preprocessor=ContextMarker(
+                params.negation_cues, params.negation_terminators, params.negation_window, params.context_cues
+            ),
         )
         char.fit(data.texts)
         word.fit(data.texts)
@@ -117,11 +217,21 @@ class TriageModel:
         clf.fit(x, data.labels, sample_weight=weights)
         model.classifier = clf
         model.classes = [str(c) for c in clf.classes_]
+        if messages is not None and messages[0]:
+            texts = [e.text for e in messages[0]]
+            labels = [e.scope_class if not e.signs else "none" for e in messages[0]]
+            if len(set(labels)) > 1:
+                model.scope = LogisticRegression(C=params.C, max_iter=3000, class_weight="balanced").fit(
+                    model.features(texts, messages[1]), labels
+                )
         rows = [i for i, lab in enumerate(data.labels) if lab in level_of and data.subjects[i]]
         subjects = [data.subjects[i] == "other" for i in rows]
         if rows and 0 < sum(subjects) < len(subjects):
             xs = sparse.hstack(
-                [char.transform([data.texts[i] for i in rows]), word.transform([data.texts[i] for i in rows])],
+                [
+                    char.transform([data.texts[i] for i in rows]),
+                    word.transform([data.texts[i] for i in rows]),
+                ],
                 format="csr",
             )
             model.subject = LogisticRegression(C=4.0, max_iter=2000).fit(xs, subjects)
@@ -169,11 +279,3 @@ def fingerprint(*parts: bytes) -> str:
     for part in parts:
         digest.update(hashlib.sha256(part).digest())
     return digest.hexdigest()
-
-
-def scope_columns(classes: list[str]) -> list[int]:
-    return [i for i, c in enumerate(classes) if c in SCOPE_CLASSES]
-
-
-def none_column(classes: list[str]) -> int:
-    return classes.index(NONE)

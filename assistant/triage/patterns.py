@@ -20,7 +20,7 @@ from rapidfuzz.process import extractOne
 from assistant.triage.policy import SignPolicy, TriagePolicy
 
 _APOSTROPHES = "'\u2019\u2018`\u00b4\u02bc"
-_AS_SPACE = "-\u2010\u2011\u2012\u2013\u2014_/,()[]{}\"*\u201c\u201d\u00ab\u00bb<>|~+=#\t"
+_AS_SPACE = '-\u2010\u2011\u2012\u2013\u2014_/,()[]{}"*\u201c\u201d\u00ab\u00bb<>|~+=#\t'
 _BOUNDARY = re.compile(r"[.!;:\n]+|\?(?!\s*(?:no|nope|nah|none|never|not)\b)")
 # a "no" answering a question ("No, I can't feel my groin") is a clause of its own, not a negation
 _ANSWER = re.compile(r"^\W*(?:no|nope|nah|yes|yeah|yep)\s*[,.!:;\u2014-]", re.I)
@@ -106,12 +106,8 @@ class PatternMatcher:
         self.policy = policy
         neg = policy.negation
         comp = policy.compile
-        self._patterns = {
-            s.id: [comp(p, where=f"sign {s.id!r}") for p in s.patterns] for s in policy.signs
-        }
-        self._requires = {
-            s.id: [comp(p, where=f"sign {s.id!r}") for p in s.requires] for s in policy.signs
-        }
+        self._patterns = {s.id: [comp(p, where=f"sign {s.id!r}") for p in s.patterns] for s in policy.signs}
+        self._requires = {s.id: [comp(p, where=f"sign {s.id!r}") for p in s.requires] for s in policy.signs}
         self._pre = comp(_alt(neg.pre), where="negation.pre")
         self._post = [comp(p, where="negation.post", words=not p.startswith("^")) for p in neg.post]
         self._pseudo = comp(_alt(neg.pseudo), where="negation.pseudo")
@@ -120,8 +116,7 @@ class PatternMatcher:
         self._asking = re.compile(rf"(?<!\w)(?:{_alt(neg.asking)})\s*$")
         self._terminator = comp(_alt(neg.terminators), where="negation.terminators")
         self._requests = [
-            (r, [comp(p, where=f"scope request {r.id!r}") for p in r.patterns])
-            for r in policy.scope.requests
+            (r, [comp(p, where=f"scope request {r.id!r}") for p in r.patterns]) for r in policy.scope.requests
         ]
         self._speller: Speller | None = None
         if known_words:
@@ -129,8 +124,13 @@ class PatternMatcher:
                 [
                     *(p for sign in policy.signs for p in [*sign.patterns, *sign.requires]),
                     *policy.terms.values(),
-                    *neg.pre, *neg.post, *neg.pseudo, *neg.terminators, *neg.hypothetical,
-                    *neg.asking, *neg.resolved,
+                    *neg.pre,
+                    *neg.post,
+                    *neg.pseudo,
+                    *neg.terminators,
+                    *neg.hypothetical,
+                    *neg.asking,
+                    *neg.resolved,
                     *(p for r in policy.scope.requests for p in r.patterns),
                 ]
             )

@@ -85,6 +85,19 @@ class ModelPolicy(_Model):
     class_weight: dict[TriageLevel, float] = Field(
         description="Sample weight of units carrying a sign of this level (a miss costs more)."
     )
+    negation_cues: list[str] = Field(
+        min_length=1,
+        description="Words (regex, folded: no accents or apostrophes) that open a negation scope.",
+    )
+    negation_terminators: list[str] = Field(
+        min_length=1, description="Words that close a negation scope ('but'), besides punctuation."
+    )
+    negation_window: int = Field(gt=0, le=20, description="Words a negation scope covers at most.")
+    context_cues: dict[str, str] = Field(
+        default={},
+        description="Tag -> regex of cues (folded text) that put a clause in a context "
+        "(hypothetical, historical); the clause's words get a tagged copy.",
+    )
 
 
 class NegationPolicy(_Model):

@@ -16,6 +16,7 @@ _SENTENCE = re.compile(r"[^.!?;\n]+[.!?;]*", re.UNICODE)
 _CLAUSE = re.compile(r",|\s(?:but|and then|so|because|though|although|pero|mais|aber|mas|ma)\s", re.I)
 LONG_SENTENCE_WORDS = 25
 WHOLE_MESSAGE_WORDS = 60
+WHOLE_CHARS = 1000  # the scope classifier reads a message's first 1,000 characters
 MAX_UNITS = 200  # the patterns still read everything; the model reads this many units at most
 
 

@@ -27,13 +27,22 @@ from assistant.triage.corpus import Example, load_corpus, training_units
 from assistant.triage.decide import Analysis, decide
 from assistant.triage.model import Thresholds, TriageModel, fingerprint
 from assistant.triage.policy import ESCALATING, ModelPolicy, TriagePolicy
+from assistant.triage.segment import WHOLE_CHARS
 from assistant.types import Triage, TriageLevel
 
 log = logging.getLogger(__name__)
 GRID = [round(x, 3) for x in np.arange(0.05, 0.951, 0.025)]
-VETO_GRID = [0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 1.01]
+VETO_GRID = [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 1.01]
 POSITIVE_STYLES = (
-    "terse", "lay", "euphemism", "typos_sms", "third_person", "clinical", "buried_long", "two_signs", "injection",
+    "terse",
+    "lay",
+    "euphemism",
+    "typos_sms",
+    "third_person",
+    "clinical",
+    "buried_long",
+    "two_signs",
+    "injection",
 )
 _CODE = ("corpus.py", "model.py", "segment.py", "train.py")
 
@@ -81,28 +90,41 @@ def ensure_model(settings: Settings, policy: TriagePolicy, embedder: Any) -> Tri
         model = TriageModel.load(path, key)  # another process may have trained it meanwhile
         if model is not None:
             return model
-        log.warning("Training the triage model from %s (once; cached in %s).", settings.triage_corpus, path.parent)
+        log.warning(
+            "Training the triage model from %s (once; cached in %s).", settings.triage_corpus, path.parent
+        )
         examples = load_corpus(settings.triage_corpus, [s.id for s in policy.signs])
         model = fit_model(examples, policy, MemoEmbedder(embedder))
         model.fingerprint = key
         model.save(path)
+        for old in path.parent.glob("model-*.joblib"):  # models of an older corpus or policy
+            if old != path:
+                old.unlink(missing_ok=True)
     return model
 
 
 def fit_model(
-    examples: Sequence[Example], policy: TriagePolicy, embedder: Any, params: ModelPolicy | None = None,
+    examples: Sequence[Example],
+    policy: TriagePolicy,
+    embedder: Any,
+    params: ModelPolicy | None = None,
     train_filter: Callable[[Example], bool] | None = None,
 ) -> TriageModel:
     """Fit on the train split (optionally filtered), then choose thresholds on dev."""
     train = [e for e in examples if e.split == "train" and (train_filter is None or train_filter(e))]
     units = training_units(train)
-    model = TriageModel.fit(units, embedder.encode(units.texts), policy, params)
+    whole = [e.text[:WHOLE_CHARS] for e in train]
+    model = TriageModel.fit(
+        units, embedder.encode(units.texts), policy, params, messages=(train, embedder.encode(whole))
+    )
     dev = [e for e in examples if e.split == "dev"]
     model.thresholds = tune_thresholds(analyse_all(model, dev, policy, embedder), dev, policy)
     return model
 
 
-def analyse_all(model: TriageModel, examples: Sequence[Example], policy: TriagePolicy, embedder: Any) -> list[Analysis]:
+def analyse_all(
+    model: TriageModel, examples: Sequence[Example], policy: TriagePolicy, embedder: Any
+) -> list[Analysis]:
     from assistant.triage.triager import Triager, known_words
 
     triager = Triager(policy, model, embedder, known_words(embedder))
@@ -122,7 +144,9 @@ def cost(expected: TriageLevel, got: Triage, policy: TriagePolicy) -> float:
     return float((expected is TriageLevel.OUT_OF_SCOPE) != (got.level is TriageLevel.OUT_OF_SCOPE))
 
 
-def tune_thresholds(analyses: Sequence[Analysis], examples: Sequence[Example], policy: TriagePolicy) -> Thresholds:
+def tune_thresholds(
+    analyses: Sequence[Analysis], examples: Sequence[Example], policy: TriagePolicy
+) -> Thresholds:
     """Coordinate descent over each level's threshold (then scope's), lowest cost on dev.
 
     Thresholds whose false alarms on dev negatives exceed the policy's budget are passed
@@ -170,7 +194,9 @@ def metrics(examples: Sequence[Example], got: Sequence[Triage]) -> dict[str, Any
         return round(sum(items) / len(items), 3) if items else None
 
     out: dict[str, Any] = {"n": len(pairs)}
-    out["recall_emergency"] = share([g.level is TriageLevel.EMERGENCY for e, g in pairs if e.level is TriageLevel.EMERGENCY])
+    out["recall_emergency"] = share(
+        [g.level is TriageLevel.EMERGENCY for e, g in pairs if e.level is TriageLevel.EMERGENCY]
+    )
     for level in (TriageLevel.URGENT, TriageLevel.SEE_PT):
         out[f"recall_{level}_or_higher"] = share(
             [g.level.severity >= level.severity for e, g in pairs if e.level is level]
@@ -199,7 +225,7 @@ def report(settings: Settings, *, loso: bool = True) -> dict[str, Any]:
     """Dev and test figures of the model `ensure_model` serves, and leave-one-style-out recall."""
     from assistant.embeddings import Embedder
 
-    embedder = MemoEmbedder(Embedder(settings.model_path, settings.embedding_batch_size))
+    embedder = MemoEmbedder(Embedder.from_settings(settings))
     policy = TriagePolicy.load(settings.triage_rules)
     examples = load_corpus(settings.triage_corpus, [s.id for s in policy.signs])
     model = ensure_model(settings, policy, embedder)
@@ -218,7 +244,7 @@ def report(settings: Settings, *, loso: bool = True) -> dict[str, Any]:
             held = [e for e in examples if e.style == style]
             if not held:
                 continue
-            m = fit_model(examples, policy, embedder, train_filter=lambda e, s=style: e.style != s)
+            m = fit_model(examples, policy, embedder, train_filter=_without_style(style))
             got = [decide(a, policy, m.thresholds) for a in analyse_all(m, held, policy, embedder)]
             out["leave_one_style_out"][style] = {
                 k: v for k, v in metrics(held, got).items() if k.startswith("recall") or k == "n"
@@ -226,11 +252,15 @@ def report(settings: Settings, *, loso: bool = True) -> dict[str, Any]:
     return out
 
 
+def _without_style(style: str) -> Callable[[Example], bool]:
+    return lambda e: e.style != style
+
+
 def tune(settings: Settings) -> list[dict[str, Any]]:
     """Try a small grid of C and embedding weights; rank by dev cost (never test)."""
     from assistant.embeddings import Embedder
 
-    embedder = MemoEmbedder(Embedder(settings.model_path, settings.embedding_batch_size))
+    embedder = MemoEmbedder(Embedder.from_settings(settings))
     policy = TriagePolicy.load(settings.triage_rules)
     examples = load_corpus(settings.triage_corpus, [s.id for s in policy.signs])
     dev = [e for e in examples if e.split == "dev"]
@@ -276,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from assistant.embeddings import Embedder
 
         policy = TriagePolicy.load(settings.triage_rules)
-        ensure_model(settings, policy, Embedder(settings.model_path, settings.embedding_batch_size))
+        ensure_model(settings, policy, Embedder.from_settings(settings))
         return 0
     if args[:1] == ["audit"]:
         for row in audit_patterns(settings):
@@ -292,10 +322,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "--out" in args:
             Path(args[args.index("--out") + 1]).write_text(json.dumps(out, indent=1) + "\n")
         return 0
-    print("usage: python -m assistant.triage.train [build | report [--no-loso] [--out FILE] | tune | audit]", file=sys.stderr)
+    print(
+        "usage: python -m assistant.triage.train [build | report [--no-loso] [--out FILE] | tune | audit]",
+        file=sys.stderr,
+    )
     return 2
 
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -21,7 +21,7 @@ from assistant.triage.language import detect_language
 from assistant.triage.model import Thresholds, TriageModel
 from assistant.triage.patterns import PatternMatcher
 from assistant.triage.policy import TriagePolicy
-from assistant.triage.segment import units
+from assistant.triage.segment import WHOLE_CHARS, units
 from assistant.types import Triage, Turn
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,9 @@ class Triager:
             history: earlier turns, oldest first.
             message_vector: the embedder's unit vector of `message`, if already computed.
         """
-        return decide(self.analyse(message, history, message_vector=message_vector), self.policy, self.thresholds)
+        return decide(
+            self.analyse(message, history, message_vector=message_vector), self.policy, self.thresholds
+        )
 
     def analyse(
         self,
@@ -113,11 +115,13 @@ class Triager:
             analysis.classes = self.model.classes
             analysis.proba = self.model.proba([u.text for u in pieces], vectors)
             analysis.other = self.model.other_person([u.text for u in pieces])
+            whole = texts[current][:WHOLE_CHARS]
+            analysis.scope = self.model.scope_proba(whole, self._vectors([whole], known)[0])
         return analysis
 
     # -- internals ---------------------------------------------------------------------
 
-    def _vectors(self, texts: list[str], known: dict[str, np.ndarray | None]) -> np.ndarray:
+    def _vectors(self, texts: list[str], known: Mapping[str, np.ndarray | None]) -> np.ndarray:
         """Embed texts, reusing cached vectors so history turns are not embedded again."""
         assert self.embedder is not None
         if not texts:
