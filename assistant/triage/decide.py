@@ -74,11 +74,11 @@ class Finding:
 
 def findings(analysis: Analysis, policy: TriagePolicy, thresholds: Thresholds) -> list[Finding]:
     """Pattern hits, plus every unit whose P(sign of level L or worse) reaches L's threshold."""
-    found = [
-        Finding(h.sign, h.turn, h.quote, "pattern")
-        for h in analysis.pattern_hits
-        if _harmless(analysis, h) < thresholds.pattern_veto
-    ]
+    found: list[Finding] = []
+    for hit in analysis.pattern_hits:  # the reviewed backstop: the model never overrules it
+        held = _holding(analysis, hit)
+        other = held is not None and len(analysis.other) > 0 and bool(analysis.other[held] >= OTHER_PERSON)
+        found.append(Finding(hit.sign, hit.turn, hit.quote, "pattern", other))
     if not len(analysis.units):
         return found
     by_id = {s.id: s for s in policy.signs}
@@ -93,18 +93,14 @@ def findings(analysis: Analysis, policy: TriagePolicy, thresholds: Thresholds) -
     return found
 
 
-def _harmless(analysis: Analysis, hit: PatternHit) -> float:
-    """P(no sign) the model gives the smallest unit that holds a pattern's quote (0 if none does)."""
-    cols = [i for i, c in enumerate(analysis.classes) if c in (NONE, OFF_TOPIC, FORBIDDEN)]
+def _holding(analysis: Analysis, hit: PatternHit) -> int | None:
+    """The smallest unit that holds a pattern's quote, if the model scored one."""
     holding = [
         u
         for u, unit in enumerate(analysis.units)
         if unit.turn == hit.turn and hit.quote.lower() in unit.text.lower()
     ]
-    if not holding or not cols:
-        return 0.0
-    smallest = min(holding, key=lambda u: len(analysis.units[u].text))
-    return float(analysis.proba[smallest, cols].sum())
+    return min(holding, key=lambda u: len(analysis.units[u].text)) if holding else None
 
 
 def decide(analysis: Analysis, policy: TriagePolicy, thresholds: Thresholds) -> Triage:

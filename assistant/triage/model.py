@@ -118,9 +118,6 @@ class Thresholds:
         }
     )
     out_of_scope: float = 0.5
-    # a pattern hit is set aside only when the model is at least this sure that the clause
-    # holding it reports nothing ("I haven't fainted", "nearly fainted at the price"); > 1: never
-    pattern_veto: float = 1.01
 
 
 @dataclass

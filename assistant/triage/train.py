@@ -32,7 +32,6 @@ from assistant.types import Triage, TriageLevel
 
 log = logging.getLogger(__name__)
 GRID = [round(x, 3) for x in np.arange(0.05, 0.951, 0.025)]
-VETO_GRID = [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 1.01]
 POSITIVE_STYLES = (
     "terse",
     "lay",
@@ -97,8 +96,8 @@ def ensure_model(settings: Settings, policy: TriagePolicy, embedder: Any) -> Tri
         model = fit_model(examples, policy, MemoEmbedder(embedder))
         model.fingerprint = key
         model.save(path)
-        for old in path.parent.glob("model-*.joblib"):  # models of an older corpus or policy
-            if old != path:
+        for old in path.parent.glob("model-*.joblib*"):  # models (and locks) of an older corpus or policy
+            if not old.name.startswith(path.name):
                 old.unlink(missing_ok=True)
     return model
 
@@ -162,11 +161,10 @@ def tune_thresholds(
         over = max(0.0, alarms - policy.costs.false_alarm_budget)
         return (over, total)
 
-    knobs: list[TriageLevel | str] = [*ESCALATING, "out_of_scope", "pattern_veto"]
+    knobs: list[TriageLevel | str] = [*ESCALATING, "out_of_scope"]
     for _ in range(2):
         for knob in knobs:
-            grid = VETO_GRID if knob == "pattern_veto" else GRID
-            results = [(score(_with(t, knob, value)), value) for value in grid]
+            results = [(score(_with(t, knob, value)), value) for value in GRID]
             best = min(r for r, _ in results)
             plateau = [v for r, v in results if r == best]
             t = _with(t, knob, plateau[len(plateau) // 2])
@@ -177,10 +175,8 @@ def _with(t: Thresholds, knob: TriageLevel | str, value: float) -> Thresholds:
     levels = dict(t.levels)
     if isinstance(knob, TriageLevel):
         levels[knob] = value
-        return Thresholds(levels, t.out_of_scope, t.pattern_veto)
-    if knob == "out_of_scope":
-        return Thresholds(levels, value, t.pattern_veto)
-    return Thresholds(levels, t.out_of_scope, value)
+        return Thresholds(levels, t.out_of_scope)
+    return Thresholds(levels, value)
 
 
 # --------------------------------------------------------------------------- reporting
@@ -232,7 +228,7 @@ def report(settings: Settings, *, loso: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {
         "corpus": {split: sum(e.split == split for e in examples) for split in ("train", "dev", "test")},
         "thresholds": {str(k): v for k, v in model.thresholds.levels.items()}
-        | {"out_of_scope": model.thresholds.out_of_scope, "pattern_veto": model.thresholds.pattern_veto},
+        | {"out_of_scope": model.thresholds.out_of_scope},
     }
     for split in ("dev", "test"):
         part = [e for e in examples if e.split == split]
