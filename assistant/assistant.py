@@ -46,6 +46,9 @@ PT_QUERY = "When should I see a physical therapist about back pain after workout
 # A follow-up: the chunk the conversation is about is within this cosine of the message's own
 # best chunk, i.e. the message's own words do not point anywhere clearly better.
 FOLLOW_UP_MARGIN = 0.05
+# A follow-up naming a word this rare (coverage.rarity; ~Zipf 4.5, "brace", "yoga") that the
+# sources never use asks about something new, so it must earn coverage on its own evidence.
+NEW_THING_RARITY = 0.5
 _MARKED = re.compile(r"^\s*(?:- )?(?:[^:\n]{3,120}: )?(.+?)\s*\[(\d+)\]\s*$")
 
 
@@ -249,13 +252,28 @@ class Assistant:
             return own
         topic_sim = float(np.dot(topic.vector, qvec))
         own_best = own.evidence.dense
-        if own.p_covered >= self.coverage.threshold and topic_sim < own_best - FOLLOW_UP_MARGIN:
+        # Standalone only when the message is covered on its own AND its words point to a passage
+        # that explains them better than the topic does ("what about my posture?" after the bird
+        # dog) AND that passage is clearly closer in meaning. "How many reps?" is explained by every
+        # exercise alike, so the conversation decides.
+        topic_chunk = self.retriever.chunk(topic.chunk_ids[0])
+        own_chunk = own.hits[0].chunk if own.hits else topic_chunk
+        own_words = own.read.explained_by(f"{own_chunk.section} {own_chunk.text}")
+        got_words = own.read.explained_by(f"{topic_chunk.section} {topic_chunk.text}")
+        if (
+            own.p_covered >= self.coverage.threshold
+            and own_words > got_words
+            and topic_sim < own_best - FOLLOW_UP_MARGIN
+        ):
             return own
         blended = qvec / max(float(np.linalg.norm(qvec)), 1e-12) + topic.vector
         blended = blended / max(float(np.linalg.norm(blended)), 1e-12)
         hits = self.retriever.search(read.search, query_vector=blended, top_k=k, topic=topic.chunk_ids)
         follow = self._judge(read, blended, hits, own_vector=qvec)
         follow.follow_up = True
+        if read.unknown_rarity() < NEW_THING_RARITY:
+            # a follow-up on a covered topic is covered unless it names something new and rare
+            follow.p_covered = max(follow.p_covered, self.coverage.threshold)
         # a message whose own words are better covered than the topic stands on its own
         return own if own.p_covered > follow.p_covered and own.p_covered >= self.coverage.threshold else follow
 

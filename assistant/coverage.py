@@ -129,6 +129,7 @@ class ReadQuery:
     search: str  # `text` plus the plainer companions of everyday words: what BM25 searches
     terms: list[Term] = field(default_factory=list)
     conditions: dict[str, str] = field(default_factory=dict)  # named condition -> who can help
+    expansions: list[str] = field(default_factory=list)  # plainer companions of everyday words
 
     @property
     def changed(self) -> bool:
@@ -145,6 +146,16 @@ class ReadQuery:
             return 1.0
         stems = {stem(w) for p in passages for w in words(p)}
         return sum(t.weight for t in self.terms if stem(t.word) in stems) / total
+
+    def explained_by(self, passage: str) -> float:
+        """Rarity-weighted share of the question's words (and their plainer companions) the passage has."""
+        pairs = [(t.word, t.weight) for t in self.terms]
+        pairs += [(w, rarity(w)) for e in self.expansions for w in content_terms(e)]
+        total = sum(w for _, w in pairs)
+        if not total:
+            return 0.0
+        stems = {stem(w) for w in words(passage)}
+        return sum(w for t, w in pairs if stem(t) in stems) / total
 
     def unknown_rarity(self) -> float:
         return max((t.weight for t in self.terms if not t.known), default=0.0)
@@ -264,7 +275,9 @@ class QueryReader:
         text = " ".join(out)
         text = re.sub(r"\s+", " ", text).strip()
         search = " ".join([text, *dict.fromkeys(extra)]).strip()
-        return ReadQuery(message, text or message, search or message, list(terms.values()), conditions)
+        return ReadQuery(
+            message, text or message, search or message, list(terms.values()), conditions, list(dict.fromkeys(extra))
+        )
 
 
 @dataclass(frozen=True)

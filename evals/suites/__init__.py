@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evals.results import SuiteResult
-from evals.suites import answers, conversation, retrieval, safety, triage
+from evals.suites import answers, blind, conversation, questions, retrieval, safety, triage
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ SUITES: dict[str, Suite] = {
     "triage": Suite("triage", triage.run, False),
     "safety": Suite("safety", safety.run, False),
     "conversation": Suite("conversation", conversation.run, False),
+    "questions": Suite("questions", questions.run, True),
+    "blind": Suite("blind", blind.run, True),
 }
 QUICK = ("retrieval", "answers")
 
