@@ -175,9 +175,7 @@ class Assistant:
         if triage.level in (TriageLevel.EMERGENCY, TriageLevel.URGENT, TriageLevel.OUT_OF_SCOPE):
             notice = self._referral_only(triage)
             timings["total"] = _ms(started)
-            return Answer(
-                text, triage, render_text(notice=notice), [], timings, covered=False, notice=notice
-            )
+            return Answer(text, triage, render_text(notice=notice), [], timings, covered=False, notice=notice)
 
         t = time.perf_counter()
         got = self.retrieve(analysed, vector, turns)
@@ -200,8 +198,15 @@ class Assistant:
                 else None
             )
             notice, missing = not_covered(got.read, self._overview, nearest)
-            composed = Composed([], [], covered=False, intent=detect_intent(analysed), notice=notice,
-                                missing=missing, nearest_topic=nearest)
+            composed = Composed(
+                [],
+                [],
+                covered=False,
+                intent=detect_intent(analysed),
+                notice=notice,
+                missing=missing,
+                nearest_topic=nearest,
+            )
         why = ""
         if triage.level is TriageLevel.SEE_PT and triage.reasons:
             why = "Why: " + "; ".join(triage.reasons) + "."
@@ -275,10 +280,16 @@ class Assistant:
             # a follow-up on a covered topic is covered unless it names something new and rare
             follow.p_covered = max(follow.p_covered, self.coverage.threshold)
         # a message whose own words are better covered than the topic stands on its own
-        return own if own.p_covered > follow.p_covered and own.p_covered >= self.coverage.threshold else follow
+        return (
+            own if own.p_covered > follow.p_covered and own.p_covered >= self.coverage.threshold else follow
+        )
 
     def _judge(
-        self, read: ReadQuery, vector: np.ndarray, hits: list[ScoredChunk], own_vector: np.ndarray | None = None
+        self,
+        read: ReadQuery,
+        vector: np.ndarray,
+        hits: list[ScoredChunk],
+        own_vector: np.ndarray | None = None,
     ) -> Retrieved:
         own_vector = vector if own_vector is None else own_vector
         dense = max((h.similarity for h in hits if h.similarity == h.similarity), default=0.0)

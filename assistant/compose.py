@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import yaml
@@ -69,8 +68,15 @@ class Style:
             ]
             cues = {
                 k: re.compile(data[k], re.I)
-                for k in ("cause_cues", "cause_sections", "imperative", "action_cues", "anaphora", "reps",
-                          "meta_unit")
+                for k in (
+                    "cause_cues",
+                    "cause_sections",
+                    "imperative",
+                    "action_cues",
+                    "anaphora",
+                    "reps",
+                    "meta_unit",
+                )
             }
             return cls(
                 intents=intents,
@@ -376,14 +382,20 @@ class Composer:
         statements = []
         for _, _, _, unit, chunk in chosen:
             statements.append(Statement(unit, cites.n(chunk), self._attribute(unit, chunk)))
-        return Block(lead or self.style.leads.get(intent, self.style.leads[Intent.GENERAL]), tuple(statements))
+        return Block(
+            lead or self.style.leads.get(intent, self.style.leads[Intent.GENERAL]), tuple(statements)
+        )
 
     def _exercise(self, chunk: Chunk, cites: Citations, *, reps_only: bool) -> Block:
         """An exercise whole and in order (setup, steps, repetitions), or just its repetitions."""
         n = cites.n(chunk)
         units = split_units(chunk.text)
         if reps_only:
-            reps = [u for u in units if self.style.cues["reps"].search(u) and not self.style.cues["meta_unit"].match(u)]
+            reps = [
+                u
+                for u in units
+                if self.style.cues["reps"].search(u) and not self.style.cues["meta_unit"].match(u)
+            ]
             units = reps or units
             return Block(f"**{topic_name(chunk)}**", tuple(Statement(u, n, style="step") for u in units))
         statements = []
@@ -417,5 +429,3 @@ def overview(chunks: Sequence[Chunk], limit: int = 8) -> list[str]:
         if head and head != "Introduction" and head.lower() not in (o.lower() for o in out):
             out.append(head)
     return out[:limit]
-
-

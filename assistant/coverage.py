@@ -49,8 +49,15 @@ TYPO_MIN_SCORE = 84.0
 # per hundred million words), since one edit turns most short words into other real ones.
 SHORT_TYPO_MAX_ZIPF = 3.0
 FEATURES = (
-    "dense", "sentence", "lexical", "matched", "known", "unknown_rarity", "unexplained",
-    "like_uncovered", "like_covered",
+    "dense",
+    "sentence",
+    "lexical",
+    "matched",
+    "known",
+    "unknown_rarity",
+    "unexplained",
+    "like_uncovered",
+    "like_covered",
 )
 EXAMPLES_FILE = RULES / "coverage_examples.yaml"
 
@@ -210,8 +217,10 @@ class QueryReader:
             return True
         if "-" in word:
             return all(self.knows(p) for p in word.split("-") if p)
-        return len(word) >= 4 and word[:4] in self._prefixes and any(
-            v.startswith(word) for v in self._by_prefix.get(word[:4], ())
+        return (
+            len(word) >= 4
+            and word[:4] in self._prefixes
+            and any(v.startswith(word) for v in self._by_prefix.get(word[:4], ()))
         )
 
     def correct(self, word: str) -> str:
@@ -224,8 +233,11 @@ class QueryReader:
         if len(word) < 5:  # too short for a similarity score: one edit, only for strings English lacks
             if zipf(word) >= SHORT_TYPO_MAX_ZIPF:
                 return word
-            near = [v for v in self.vocab if abs(len(v) - len(word)) <= 1 and v.isalpha()
-                    and OSA.distance(v, word) == 1]
+            near = [
+                v
+                for v in self.vocab
+                if abs(len(v) - len(word)) <= 1 and v.isalpha() and OSA.distance(v, word) == 1
+            ]
             return max(near, key=lambda v: (self.counts.get(v, 0), v)) if near else word
         candidates = [v for v in self._spellable if abs(len(v) - len(word)) <= 2]
         best = process.extractOne(word, candidates, scorer=fuzz.ratio, score_cutoff=TYPO_MIN_SCORE)
@@ -243,7 +255,9 @@ class QueryReader:
     def read(self, message: str) -> ReadQuery:
         message = self._numbers(message)
         low = message.lower().replace("’", "'")
-        conditions = {c: who for c, who in self.language.conditions.items() if re.search(rf"\b{re.escape(c)}\b", low)}
+        conditions = {
+            c: who for c, who in self.language.conditions.items() if re.search(rf"\b{re.escape(c)}\b", low)
+        }
         out: list[str] = []
         extra: list[str] = []
         terms: dict[str, Term] = {}
@@ -257,11 +271,7 @@ class QueryReader:
                 continue
             rebuilt = token
             for w in parts:
-                read = w
-                if w in self.language.shorthand:
-                    read = self.language.shorthand[w]
-                else:
-                    read = self.correct(w)
+                read = self.language.shorthand[w] if w in self.language.shorthand else self.correct(w)
                 if w in self.language.everyday:
                     extra.append(self.language.everyday[w])
                 if read != w:
@@ -276,7 +286,12 @@ class QueryReader:
         text = re.sub(r"\s+", " ", text).strip()
         search = " ".join([text, *dict.fromkeys(extra)]).strip()
         return ReadQuery(
-            message, text or message, search or message, list(terms.values()), conditions, list(dict.fromkeys(extra))
+            message,
+            text or message,
+            search or message,
+            list(terms.values()),
+            conditions,
+            list(dict.fromkeys(extra)),
         )
 
 
@@ -399,7 +414,9 @@ class WordMeanings:
 
     def words_of(self, chunk: Chunk) -> list[str]:
         if chunk.id not in self._passage_words:
-            self._passage_words[chunk.id] = [w for w in content_terms(f"{chunk.section} {chunk.text}") if len(w) > 2]
+            self._passage_words[chunk.id] = [
+                w for w in content_terms(f"{chunk.section} {chunk.text}") if len(w) > 2
+            ]
         return self._passage_words[chunk.id]
 
     def warm_up(self, chunks: Sequence[Chunk]) -> None:

@@ -227,9 +227,7 @@ class Transcript:
         turns = []
         for ex in self.exchanges:
             turns.append({"role": "user", "content": ex.question})
-            turns.append(
-                {"role": "assistant", "content": ex.answer.answer if ex.answer else ERROR_REPLY}
-            )
+            turns.append({"role": "assistant", "content": ex.answer.answer if ex.answer else ERROR_REPLY})
         return turns
 
     def messages(self, partial: str | None = None) -> list[dict[str, str]]:
@@ -271,9 +269,7 @@ class Transcript:
                     f"<h3>{title}</h3>{cards}</section>"
                 )
             else:
-                groups.append(
-                    f'<details class="source-group"><summary>{title}</summary>{cards}</details>'
-                )
+                groups.append(f'<details class="source-group"><summary>{title}</summary>{cards}</details>')
         inner = "".join(groups) or f'<p class="source-none">{html.escape(NO_SOURCES)}</p>'
         return (
             '<div class="sources" role="region" aria-labelledby="sources-title">'

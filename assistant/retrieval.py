@@ -184,7 +184,10 @@ class HybridRetriever(BaseRetriever):
             sim = similarity.get(chunk_id)
             results.append(
                 ScoredChunk(
-                    self._chunks[chunk_id], score, sim if sim is not None else float("nan"), bm25.get(chunk_id, 0.0)
+                    self._chunks[chunk_id],
+                    score,
+                    sim if sim is not None else float("nan"),
+                    bm25.get(chunk_id, 0.0),
                 )
             )
             if len(results) == k:

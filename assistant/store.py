@@ -99,9 +99,7 @@ class ChromaStore:
             ) from exc
         chunks = [
             _to_chunk(i, d or "", m or {})
-            for i, d, m in zip(
-                got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True
-            )
+            for i, d, m in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True)
         ]
         return sorted(chunks, key=lambda c: (c.source, c.position))
 

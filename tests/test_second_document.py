@@ -51,11 +51,17 @@ def test_both_documents_are_indexed(two_docs_bot) -> None:
     [
         ("how do I do the dead bug exercise for my back?", "Dead Bug", "Repeat 8 times on each side."),
         ("hip hinge with a broomstick steps pls", "Hip Hinge With a Dowel", "Repeat 12 times."),
-        ("why does my back hurt after rowing?", "Why Rowing Can Strain Your Back", "legs should start every stroke"),
+        (
+            "why does my back hurt after rowing?",
+            "Why Rowing Can Strain Your Back",
+            "legs should start every stroke",
+        ),
         ("what damper setting should a beginner rower use?", None, "between 3 and 5"),
     ],
 )
-def test_questions_on_the_second_document_are_answered_from_it(two_docs_bot, question, section, phrase) -> None:
+def test_questions_on_the_second_document_are_answered_from_it(
+    two_docs_bot, question, section, phrase
+) -> None:
     answer = two_docs_bot.ask(question)
     assert answer.covered, answer.answer
     first = answer.citations[0]
@@ -84,7 +90,10 @@ def test_a_follow_up_stays_on_the_second_documents_exercise(two_docs_bot) -> Non
 def test_not_covered_reply_lists_what_both_documents_cover(two_docs_bot) -> None:
     answer = two_docs_bot.ask("which running shoes should I buy for a marathon?")
     assert not answer.covered
-    assert "Why Rowing Can Strain Your Back" in answer.answer and "When to See a Physical Therapist" in answer.answer
+    assert (
+        "Why Rowing Can Strain Your Back" in answer.answer
+        and "When to See a Physical Therapist" in answer.answer
+    )
 
 
 def test_fixture_is_a_real_markdown_document() -> None:

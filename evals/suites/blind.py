@@ -18,7 +18,9 @@ from evals.results import SuiteResult
 from evals.suites.questions import score_questions
 from evals.systems import Answerer
 
-BLIND_DIR = Path(os.environ.get("ASSISTANT_BLIND_DIR", EVALS_DIR.parent.parent / "shared" / "evalsets" / "blind-v1"))
+BLIND_DIR = Path(
+    os.environ.get("ASSISTANT_BLIND_DIR", EVALS_DIR.parent.parent / "shared" / "evalsets" / "blind-v1")
+)
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
@@ -28,27 +30,37 @@ def _rows(path: Path) -> list[dict[str, Any]]:
 
 
 def skipped(reason: str, systems: Sequence[Answerer]) -> SuiteResult:
-    return SuiteResult(name="blind", description=f"skipped: {reason}", systems=[s.name for s in systems],
-                       cases=0, metrics=[])
+    return SuiteResult(
+        name="blind", description=f"skipped: {reason}", systems=[s.name for s in systems], cases=0, metrics=[]
+    )
 
 
 def run(systems: Sequence[Answerer], data: Path | None = None) -> SuiteResult:
     folder = data or BLIND_DIR
     if not (folder / "questions.jsonl").exists():
-        return skipped(f"{folder} is absent (the blind set lives beside the clone, in shared/evalsets)", systems)
+        return skipped(
+            f"{folder} is absent (the blind set lives beside the clone, in shared/evalsets)", systems
+        )
     questions = _rows(folder / "questions.jsonl")
     conversations = [c for c in _rows(folder / "conversations.jsonl") if c.get("expect_any")]
     uncovered = _rows(folder / "uncovered.jsonl")
     for q in (*questions, *uncovered):
         q.setdefault("question", q.get("message", ""))
     result = score_questions(
-        systems, questions, uncovered, conversations,
+        systems,
+        questions,
+        uncovered,
+        conversations,
         name="blind",
         description=f"Blind set {folder.name}: measured only, never tuned on.",
     )
     # per-case records would copy the blind set's wording into reports: keep ids only
-    result.records = {k: [{"id": r["id"], **{x: r[x] for x in r if x in ("hit", "first", "declined",
-                                                                          "follow_up_hit")}} for r in v]
-                      for k, v in result.records.items()}
+    result.records = {
+        k: [
+            {"id": r["id"], **{x: r[x] for x in r if x in ("hit", "first", "declined", "follow_up_hit")}}
+            for r in v
+        ]
+        for k, v in result.records.items()
+    }
     result.failures = [{"id": f["id"]} for f in result.failures]
     return result

@@ -64,22 +64,37 @@ def score_questions(
             firsts.append(float(first))
             refusals.append(float(refused(ans)))
             by_style[str(case.get("style") or "plain")].append(float(hit))
-            rows.append({"id": case["id"], "user_input": case["question"], "response": ans.response,
-                         "hit": hit, "first": first, "covered": ans.covered})
+            rows.append(
+                {
+                    "id": case["id"],
+                    "user_input": case["question"],
+                    "response": ans.response,
+                    "hit": hit,
+                    "first": first,
+                    "covered": ans.covered,
+                }
+            )
         for case in uncovered:
             ans = system.answer(case["question"])
             ok = not ans.covered and (ans.level or "self_care") in ("self_care", "see_pt", "out_of_scope")
             declined.append(float(ok))
-            rows.append({"id": case["id"], "user_input": case["question"], "response": ans.response,
-                         "declined": ok})
+            rows.append(
+                {"id": case["id"], "user_input": case["question"], "response": ans.response, "declined": ok}
+            )
         for case in followups:
             if not case.get("expect_any"):
                 continue
             ans = system.answer(case["message"], case.get("history") or [])
             ok = cited_hit(ans, case["expect_any"])
             follow.append(float(ok))
-            rows.append({"id": case["id"], "user_input": case["message"], "response": ans.response,
-                         "follow_up_hit": ok})
+            rows.append(
+                {
+                    "id": case["id"],
+                    "user_input": case["message"],
+                    "response": ans.response,
+                    "follow_up_hit": ok,
+                }
+            )
         values[system.name] = {
             "cited_hit": mean(hits) if hits else None,
             "first_citation_hit": mean(firsts) if firsts else None,
@@ -97,14 +112,21 @@ def score_questions(
             ]
 
     def metric(key: str, description: str, **kw: Any) -> MetricResult:
-        return MetricResult(name=key, description=description,
-                            values={s: v.get(key) for s, v in values.items()}, **kw)
+        return MetricResult(
+            name=key, description=description, values={s: v.get(key) for s, v in values.items()}, **kw
+        )
 
     metrics = [
         metric("cited_hit", "share of covered questions where a cited passage holds an expected phrase"),
-        metric("first_citation_hit", "share of covered questions whose FIRST citation holds an expected phrase"),
-        metric("covered_refused", "covered questions answered 'not covered' (count)", unit="questions",
-               higher_is_better=False),
+        metric(
+            "first_citation_hit", "share of covered questions whose FIRST citation holds an expected phrase"
+        ),
+        metric(
+            "covered_refused",
+            "covered questions answered 'not covered' (count)",
+            unit="questions",
+            higher_is_better=False,
+        ),
         metric("uncovered_declined", "share of in-domain uncovered questions answered 'not covered'"),
         metric("follow_up_hit", "share of follow-ups whose citations hold the passage they refer to"),
         *[metric(f"cited_hit[{s}]", f"cited_hit on the '{s}' questions") for s in styles],
