@@ -30,7 +30,7 @@ from assistant.compose import (
     topic_name,
 )
 from assistant.config import Settings
-from assistant.coverage import CoverageModel, Evidence, Examples, ReadQuery, WordMeanings
+from assistant.coverage import CoverageModel, Evidence, Examples, ReadQuery
 from assistant.embeddings import Embedder
 from assistant.errors import AssistantError
 from assistant.retrieval import HybridRetriever
@@ -104,7 +104,6 @@ class Assistant:
     ) -> None:
         self.settings = settings
         self.coverage = coverage or CoverageModel.load()
-        self.meanings = WordMeanings(embedder)
         self.examples = Examples.load()
         self._overview = overview(retriever.chunks)
         self.embedder = embedder
@@ -147,7 +146,6 @@ class Assistant:
         """Embed, up front, what answers would otherwise embed on first use (chunk sentences,
         the vocabulary behind the coverage check), so the first questions are as fast as the rest."""
         self.composer.warm_up(self.retriever.chunks)
-        self.meanings.warm_up(self.retriever.chunks)
         self.examples.vectors(self.embedder)
         self.retriever.warm_up()
 
@@ -299,9 +297,6 @@ class Assistant:
             sentence=self.composer.best_sentence(hits[:3], vector),
             bm25=max((h.lexical for h in hits), default=0.0),
             passages=[f"{h.chunk.section} {h.chunk.text}" for h in hits[:3]],
-            closeness=self.meanings.closeness(
-                [t.word for t in read.terms if not t.known], [h.chunk for h in hits[:3]]
-            ),
         )
         like_uncovered, like_covered = self.examples.likeness(self.embedder, own_vector)
         evidence = replace(evidence, like_uncovered=like_uncovered, like_covered=like_covered)

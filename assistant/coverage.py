@@ -55,7 +55,6 @@ FEATURES = (
     "matched",
     "known",
     "unknown_rarity",
-    "unexplained",
     "like_uncovered",
     "like_covered",
 )
@@ -137,10 +136,15 @@ class ReadQuery:
     terms: list[Term] = field(default_factory=list)
     conditions: dict[str, str] = field(default_factory=dict)  # named condition -> who can help
     expansions: list[str] = field(default_factory=list)  # plainer companions of everyday words
+    corrected: bool = False  # a misspelling (or a loosely typed number) was corrected
 
     @property
     def changed(self) -> bool:
-        return self.text != self.original
+        """A word was respelled: the text means something the typed one did not, so embed it again.
+
+        Shorthand ("pls" -> "please", "lol" dropped) hardly moves an embedding and is not counted.
+        """
+        return self.corrected
 
     def known_share(self) -> float:
         total = sum(t.weight for t in self.terms)
@@ -253,7 +257,9 @@ class QueryReader:
         return re.sub(r"\b\d+(?:[ /.-]+\d+){1,3}\b", join, message)
 
     def read(self, message: str) -> ReadQuery:
+        typed = message
         message = self._numbers(message)
+        corrected = message != typed
         low = message.lower().replace("’", "'")
         conditions = {
             c: who for c, who in self.language.conditions.items() if re.search(rf"\b{re.escape(c)}\b", low)
@@ -272,6 +278,7 @@ class QueryReader:
             rebuilt = token
             for w in parts:
                 read = self.language.shorthand[w] if w in self.language.shorthand else self.correct(w)
+                corrected |= w not in self.language.shorthand and read != w
                 if w in self.language.everyday:
                     extra.append(self.language.everyday[w])
                 if read != w:
@@ -286,12 +293,13 @@ class QueryReader:
         text = re.sub(r"\s+", " ", text).strip()
         search = " ".join([text, *dict.fromkeys(extra)]).strip()
         return ReadQuery(
-            message,
+            typed,
             text or message,
             search or message,
             list(terms.values()),
             conditions,
             list(dict.fromkeys(extra)),
+            corrected,
         )
 
 
@@ -305,9 +313,6 @@ class Evidence:
     matched: float  # rarity-weighted share of the question's salient words found in the best passages
     known: float  # rarity-weighted share of the question's salient words the sources use
     unknown_rarity: float  # weight of the rarest salient word the sources never use (0: none)
-    # the same, discounted by how close in meaning the word is to a word of the passages
-    # ("handles" ~ "handrails": explained; "shoes": not)
-    unexplained: float = 0.0
     # cosine similarity to the closest labelled dev question the sources do not / do answer
     like_uncovered: float = 0.0
     like_covered: float = 0.0
@@ -323,13 +328,7 @@ class Evidence:
         sentence: float,
         bm25: float,
         passages: Sequence[str] = (),
-        closeness: Mapping[str, float] | None = None,
     ) -> Evidence:
-        closeness = closeness or {}
-        unexplained = max(
-            (t.weight * (1.0 - max(0.0, closeness.get(t.word, 0.0))) for t in read.terms if not t.known),
-            default=0.0,
-        )
         return cls(
             dense=dense if math.isfinite(dense) else 0.0,
             sentence=sentence if math.isfinite(sentence) else 0.0,
@@ -337,7 +336,6 @@ class Evidence:
             matched=read.matched_share(passages),
             known=read.known_share(),
             unknown_rarity=read.unknown_rarity(),
-            unexplained=unexplained,
         )
 
 
@@ -392,47 +390,6 @@ class CoverageModel:
             "threshold": self.threshold,
             "info": self.info,
         }
-
-
-class WordMeanings:
-    """Word embeddings, cached: how close an unknown word is in meaning to the words of a passage."""
-
-    def __init__(self, embedder: Any, cache_size: int = 50_000) -> None:
-        self.embedder = embedder
-        self._vectors: dict[str, Any] = {}
-        self._passage_words: dict[str, list[str]] = {}
-        self._cache_size = cache_size
-
-    def _embed(self, items: Sequence[str]) -> None:
-        todo = [w for w in dict.fromkeys(items) if w not in self._vectors]
-        if not todo:
-            return
-        if len(self._vectors) + len(todo) > self._cache_size:
-            self._vectors.clear()
-        for w, v in zip(todo, self.embedder.encode(todo), strict=True):
-            self._vectors[w] = v
-
-    def words_of(self, chunk: Chunk) -> list[str]:
-        if chunk.id not in self._passage_words:
-            self._passage_words[chunk.id] = [
-                w for w in content_terms(f"{chunk.section} {chunk.text}") if len(w) > 2
-            ]
-        return self._passage_words[chunk.id]
-
-    def warm_up(self, chunks: Sequence[Chunk]) -> None:
-        self._embed([w for c in chunks for w in self.words_of(c)])
-
-    def closeness(self, terms: Sequence[str], chunks: Sequence[Chunk]) -> dict[str, float]:
-        """For each term, the best cosine similarity to a content word of the chunks."""
-        import numpy as np
-
-        pool = list(dict.fromkeys(w for c in chunks for w in self.words_of(c)))
-        if not terms or not pool:
-            return {}
-        self._embed([*terms, *pool])
-        t = np.asarray([self._vectors[w] for w in terms], dtype=np.float32)
-        p = np.asarray([self._vectors[w] for w in pool], dtype=np.float32)
-        return {w: float(x) for w, x in zip(terms, (t @ p.T).max(axis=1), strict=True)}
 
 
 class Examples:
