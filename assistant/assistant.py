@@ -9,8 +9,10 @@ follow a red flag, and nothing downstream can lower the level.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -23,14 +25,17 @@ from assistant.compose import (
     Intent,
     check_citations,
     detect_intent,
+    not_covered,
+    overview,
+    topic_name,
 )
 from assistant.config import Settings
-from assistant.coverage import content_terms
+from assistant.coverage import CoverageModel, Evidence, Examples, ReadQuery
 from assistant.embeddings import Embedder
 from assistant.errors import EMERGENCY_NOTE, AssistantError
 from assistant.retrieval import HybridRetriever
 from assistant.text import as_text, clean_message, limit_note, plain_text
-from assistant.types import Answer, ScoredChunk, Triage, TriageLevel, Turn
+from assistant.types import Answer, Block, ScoredChunk, Triage, TriageLevel, Turn, render_text
 
 if TYPE_CHECKING:
     from assistant.index import IngestReport
@@ -38,6 +43,33 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PT_QUERY = "When should I see a physical therapist about back pain after workouts?"
+# A follow-up: the chunk the conversation is about is within this cosine of the message's own
+# best chunk, i.e. the message's own words do not point anywhere clearly better.
+FOLLOW_UP_MARGIN = 0.05
+# A follow-up naming a word this rare (coverage.rarity; ~Zipf 4.5, "brace", "yoga") that the
+# sources never use asks about something new, so it must earn coverage on its own evidence.
+NEW_THING_RARITY = 0.5
+_MARKED = re.compile(r"^\s*(?:- )?(?:[^:\n]{3,120}: )?(.+?)\s*\[(\d+)\]\s*$")
+
+
+@dataclass(frozen=True)
+class Topic:
+    """What the conversation is about: chunk ids (most recent first) and a vector for them."""
+
+    chunk_ids: list[str]
+    vector: np.ndarray
+
+
+@dataclass
+class Retrieved:
+    """Retrieval's result for one message, with the evidence the coverage model judged."""
+
+    read: ReadQuery
+    hits: list[ScoredChunk]
+    vector: np.ndarray
+    evidence: Evidence
+    p_covered: float
+    follow_up: bool = False
 
 
 class TriagerLike(Protocol):
@@ -68,8 +100,12 @@ class Assistant:
         retriever: HybridRetriever,
         composer: Composer,
         triager: TriagerLike,
+        coverage: CoverageModel | None = None,
     ) -> None:
         self.settings = settings
+        self.coverage = coverage or CoverageModel.load()
+        self.examples = Examples.load()
+        self._overview = overview(retriever.chunks)
         self.embedder = embedder
         self.retriever = retriever
         self.composer = composer
@@ -110,6 +146,7 @@ class Assistant:
         """Embed, up front, what answers would otherwise embed on first use (chunk sentences,
         the vocabulary behind the coverage check), so the first questions are as fast as the rest."""
         self.composer.warm_up(self.retriever.chunks)
+        self.examples.vectors(self.embedder)
         self.retriever.warm_up()
 
     # -- the pipeline ----------------------------------------------------------
@@ -164,8 +201,9 @@ class Assistant:
             parts.append(note)
         if triage.level is not TriageLevel.EMERGENCY and (note or triage.level is TriageLevel.OUT_OF_SCOPE):
             parts.append(EMERGENCY_NOTE)
+        notice = "\n\n".join(parts)
         timings["total"] = _ms(started)
-        return Answer(text, triage, "\n\n".join(parts), [], timings, covered=False)
+        return Answer(text, triage, render_text(notice=notice), [], timings, covered=False, notice=notice)
 
     def _answer(
         self,
@@ -179,44 +217,170 @@ class Assistant:
     ) -> Answer:
         """Retrieve, compose and check a cited answer (self-care and see-a-PT levels)."""
         t = time.perf_counter()
-        query, query_vector = self._query(analysed, vector, turns)
-        # Causes are spread over several sections, so a "why" question reads a little wider.
-        wider = detect_intent(query) is Intent.WHY
-        hits = self.retriever.search(
-            query, query_vector=query_vector, top_k=self.settings.top_k + 2 if wider else None
-        )
+        got = self.retrieve(analysed, vector, turns)
         timings["retrieve"] = _ms(t)
 
         t = time.perf_counter()
-        if triage.level is TriageLevel.SEE_PT:
-            composed = self._with_pt_referral(triage, query, hits, query_vector)
-        else:
-            unknown = [] if hits else self.retriever.unknown_terms(query)
-            composed = self.composer.compose(query, hits, query_vector, unknown_terms=unknown)
-        citations = composed.citations
-        answer = f"{composed.text}\n\n{DISCLAIMER}"
+        covered = got.p_covered >= self.coverage.threshold
+        composed = None
+        if covered:
+            query = got.read.text
+            if triage.level is TriageLevel.SEE_PT:
+                composed = self._with_pt_referral(query, got.hits, got.vector)
+            else:
+                composed = self.composer.compose(query, got.hits, got.vector)
+            covered = composed.covered
+        if not covered or composed is None:
+            nearest = (
+                topic_name(got.hits[0].chunk)
+                if got.hits and got.hits[0].similarity >= self.settings.min_similarity
+                else None
+            )
+            notice, missing = not_covered(got.read, self._overview, nearest)
+            composed = Composed(
+                [],
+                [],
+                covered=False,
+                intent=detect_intent(analysed),
+                notice=notice,
+                missing=missing,
+                nearest_topic=nearest,
+            )
+        why = ""
+        if triage.level is TriageLevel.SEE_PT and triage.reasons:
+            why = "Why: " + "; ".join(triage.reasons) + "."
+        referral = triage.referral if triage.level is TriageLevel.SEE_PT else ""
+        answer_text = render_text(
+            referral=referral, why=why, notice=composed.notice, blocks=composed.blocks, disclaimer=DISCLAIMER
+        )
         timings["compose"] = _ms(t)
 
         t = time.perf_counter()
-        problems = check_citations(answer, citations)
+        problems = check_citations(composed.blocks, composed.citations, answer_text)
         timings["check"] = _ms(t)
         if problems:  # a composer bug, never the user's fault: fail loudly in tests, safely here
             log.error("citation check failed for %r: %s", text, problems)
             raise AssistantError("The answer failed its citation check: " + "; ".join(problems))
         timings["total"] = _ms(started)
-        return Answer(text, triage, answer, citations, timings, covered=composed.covered)
+        return Answer(
+            text,
+            triage,
+            answer_text,
+            composed.citations,
+            timings,
+            covered=composed.covered,
+            why=why,
+            notice=composed.notice,
+            blocks=tuple(composed.blocks),
+            disclaimer=DISCLAIMER,
+            missing=tuple(composed.missing),
+            nearest_topic=composed.nearest_topic,
+            follow_up=got.follow_up,
+        )
 
-    def _query(self, text: str, vector: np.ndarray, turns: Sequence[Turn]) -> tuple[str, np.ndarray]:
-        """Resolve a follow-up that names no topic of its own ("how many reps?") with the previous question.
+    # -- retrieval with evidence and conversation topic ----------------------------
+    def retrieve(self, text: str, vector: np.ndarray, turns: Sequence[Turn] = ()) -> Retrieved:
+        """Read the message (typos, shorthand), retrieve, and judge coverage from the evidence.
 
-        A message with two or more topic words of its own ("what about my posture on the
-        treadmill?") stands alone, so an earlier, unrelated question does not leak into it.
+        A message in a conversation is a follow-up when the conversation's topic chunk is
+        (nearly) as close to it as its own best chunk, or when its own evidence is too weak
+        to be covered: it is then retrieved with its vector blended with the topic's and
+        the topic's chunks as a third ranking.
         """
-        previous = [t.content for t in turns if t.role == "user"]
-        if not previous or len(content_terms(text)) >= 2:
-            return text, vector
-        query = f"{plain_text(previous[-1])} {text}"
-        return query, self.embedder.encode_one(query)
+        read = self.retriever.reader.read(text)
+        qvec = self.embedder.encode_one(read.text) if read.changed else vector
+        k = self.settings.top_k + 2 if detect_intent(read.text) is Intent.WHY else None
+        own = self._judge(read, qvec, self.retriever.search(read.search, query_vector=qvec, top_k=k))
+        topic = self._topic(turns) if turns else None
+        if topic is None:
+            return own
+        topic_sim = float(np.dot(topic.vector, qvec))
+        own_best = own.evidence.dense
+        # Standalone only when the message is covered on its own AND its words point to a passage
+        # that explains them better than the topic does ("what about my posture?" after the bird
+        # dog) AND that passage is clearly closer in meaning. "How many reps?" is explained by every
+        # exercise alike, so the conversation decides.
+        topic_chunk = self.retriever.chunk(topic.chunk_ids[0])
+        own_chunk = own.hits[0].chunk if own.hits else topic_chunk
+        own_words = own.read.explained_by(f"{own_chunk.section} {own_chunk.text}")
+        got_words = own.read.explained_by(f"{topic_chunk.section} {topic_chunk.text}")
+        if (
+            own.p_covered >= self.coverage.threshold
+            and own_words > got_words
+            and topic_sim < own_best - FOLLOW_UP_MARGIN
+        ):
+            return own
+        blended = qvec / max(float(np.linalg.norm(qvec)), 1e-12) + topic.vector
+        blended = blended / max(float(np.linalg.norm(blended)), 1e-12)
+        hits = self.retriever.search(read.search, query_vector=blended, top_k=k, topic=topic.chunk_ids)
+        follow = self._judge(read, blended, hits, own_vector=qvec)
+        follow.follow_up = True
+        if read.unknown_rarity() < NEW_THING_RARITY:
+            # a follow-up on a covered topic is covered unless it names something new and rare
+            follow.p_covered = max(follow.p_covered, self.coverage.threshold)
+        # a message whose own words are better covered than the topic stands on its own
+        return (
+            own if own.p_covered > follow.p_covered and own.p_covered >= self.coverage.threshold else follow
+        )
+
+    def _judge(
+        self,
+        read: ReadQuery,
+        vector: np.ndarray,
+        hits: list[ScoredChunk],
+        own_vector: np.ndarray | None = None,
+    ) -> Retrieved:
+        own_vector = vector if own_vector is None else own_vector
+        dense = max((h.similarity for h in hits if h.similarity == h.similarity), default=0.0)
+        evidence = Evidence.of(
+            read,
+            dense=dense,
+            sentence=self.composer.best_sentence(hits[:3], vector),
+            bm25=max((h.lexical for h in hits), default=0.0),
+            passages=[f"{h.chunk.section} {h.chunk.text}" for h in hits[:3]],
+        )
+        like_uncovered, like_covered = self.examples.likeness(self.embedder, own_vector)
+        evidence = replace(evidence, like_uncovered=like_uncovered, like_covered=like_covered)
+        return Retrieved(read, hits, vector, evidence, self.coverage.probability(evidence))
+
+    def _topic(self, turns: Sequence[Turn]) -> Topic | None:
+        """The chunks the conversation was last about: those the last answer quoted, else the
+        best chunks for the last question that had evidence of its own."""
+        ids: list[str] = []
+        for turn in reversed(turns):
+            if turn.role == "assistant":
+                ids = self._quoted_chunks(turn.content)
+                if ids:
+                    break
+            elif turn.role == "user" and turn.content.strip():
+                read = self.retriever.reader.read(plain_text(turn.content))
+                vec = self.embedder.encode_one(read.text)
+                judged = self._judge(read, vec, self.retriever.search(read.search, query_vector=vec))
+                if judged.p_covered >= self.coverage.threshold:
+                    ids = [h.chunk.id for h in judged.hits[:2]]
+                    break
+        if not ids:
+            return None
+        vectors = self.retriever.store.vectors(ids[:1])
+        if not vectors:
+            return None
+        return Topic(ids, next(iter(vectors.values())))
+
+    def _quoted_chunks(self, text: str) -> list[str]:
+        """Chunks an earlier answer quoted (our answers quote verbatim; other text matches nothing)."""
+        out: list[str] = []
+        chunks = self.retriever.chunks
+        for line in text.splitlines():
+            m = _MARKED.match(line)
+            if not m:
+                continue
+            quote = m.group(1).strip()
+            candidates = [quote, line.strip().removeprefix("- ").rsplit("[", 1)[0].strip()]
+            for c in chunks:
+                if c.id not in out and any(len(q) > 15 and q in c.text for q in candidates):
+                    out.append(c.id)
+                    break
+        return out
 
     def _referral_only(self, triage: Triage) -> str:
         """Emergency, urgent and out-of-scope replies: the policy's wording and the signs seen."""
@@ -226,26 +390,20 @@ class Assistant:
             lines += [f"- {r}" for r in triage.reasons]
         return "\n".join(lines)
 
-    def _with_pt_referral(
-        self, triage: Triage, question: str, hits: Sequence[ScoredChunk], vector: np.ndarray
-    ) -> Composed:
-        """See-a-PT replies: the recommendation and the article's own criterion first, then advice."""
+    def _with_pt_referral(self, question: str, hits: Sequence[ScoredChunk], vector: np.ndarray) -> Composed:
+        """See-a-PT replies: the sources' own criterion for seeing one first, then the advice."""
         cites = Citations()
-        lead = [triage.referral.strip()]
-        if triage.reasons:
-            lead.append("Why: " + "; ".join(triage.reasons) + ".")
         pt_vector = self._pt_vector()
         pt_hits = self.retriever.search(PT_QUERY, query_vector=pt_vector)[:1]
         pt = self.composer.compose(
-            PT_QUERY, pt_hits, pt_vector, cites=cites, max_units=2, lead="From the article:"
+            PT_QUERY, pt_hits, pt_vector, cites=cites, max_units=2, lead="From the sources:"
         )
-        if pt.covered:
-            lead.append(pt.text)
+        blocks: list[Block] = list(pt.blocks) if pt.covered else []
         advice = self.composer.compose(
             question, hits, vector, cites=cites, exclude=frozenset(u for u, _ in pt.units)
         )
-        text = "\n".join(lead) + f"\n\n{advice.text}"
-        return Composed(text, cites.citations(), covered=advice.covered, intent=advice.intent)
+        blocks += advice.blocks
+        return Composed(blocks, cites.citations(), covered=advice.covered, intent=advice.intent)
 
     def _pt_vector(self) -> np.ndarray:
         if self._pt_vec is None:

@@ -2,10 +2,11 @@
 
 The composer never writes advice of its own. It picks units (sentences, list
 items, numbered steps) of the retrieved chunks, arranges them for the kind of
-question asked, and marks each with `[n]` pointing at the chunk it came from.
-Only headings, connective words and expert attributions (name and credential,
-from the chunk's metadata) are added, so every claim can be checked against its
-citation by substring search (`check_citations`).
+question asked, and returns them as `Block`s of `Statement`s, each a verbatim unit
+of the chunk it cites. Only lead lines, headings and expert attributions (name and
+credential, from the chunk's metadata) are added. What it looks for in a sentence
+(cause words, instructions, ...) and how much each cue counts live in
+`rules/answers.yaml`, not in code: nothing here knows any one article.
 """
 
 from __future__ import annotations
@@ -15,24 +16,27 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
+import yaml
 
-from assistant.coverage import content_terms
+from assistant.coverage import ReadQuery, content_terms, rarity
 from assistant.embeddings import Embedder
+from assistant.errors import ConfigError
 from assistant.knowledge import split_units
-from assistant.types import Chunk, Citation, ScoredChunk
+from assistant.types import Block, Chunk, Citation, ScoredChunk, Statement
 
+ANSWERS_FILE = Path(__file__).parent / "rules" / "answers.yaml"
 DISCLAIMER = (
     "_This is general guidance from the sources cited, not a diagnosis. "
     "If pain persists or gets worse, see a physical therapist or doctor._"
 )
-NOT_COVERED = (
-    "The knowledge base doesn't cover that question, so I won't guess. It covers back pain "
-    "from treadmill and incline walking (such as the 12-3-30 workout): likely causes, posture, "
-    "lowering the intensity, strengthening exercises, and when to see a physical therapist."
-)
 CITATION = re.compile(r"\[(\d+)\]")
+PER_CHUNK = 3  # sentences one chunk may contribute to a prose answer, so other sections get a say
+_QUOTE_OPEN = re.compile(r"^[\"“]")
+_STEP = re.compile(r"^\d+\.\s")
 
 
 class Intent(StrEnum):
@@ -46,89 +50,51 @@ class Intent(StrEnum):
     GENERAL = "general"
 
 
-_LEADS = {
-    Intent.WHY: "Likely causes, from the sources:",
-    Intent.ACTION: "What you can do:",
-    Intent.WHEN_PT: "When to get professional help:",
-}
+@dataclass(frozen=True)
+class Style:
+    """The layout rules of `rules/answers.yaml`, compiled."""
+
+    intents: list[tuple[Intent, re.Pattern[str]]]
+    leads: dict[Intent, str]
+    cues: dict[str, re.Pattern[str]]
+    bonus: dict[str, float]
+
+    @classmethod
+    def load(cls, path: Path = ANSWERS_FILE) -> Style:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            intents = [
+                (Intent(name), re.compile("|".join(pats), re.I)) for name, pats in data["intents"].items()
+            ]
+            cues = {
+                k: re.compile(data[k], re.I)
+                for k in (
+                    "cause_cues",
+                    "cause_sections",
+                    "imperative",
+                    "action_cues",
+                    "anaphora",
+                    "reps",
+                    "meta_unit",
+                )
+            }
+            return cls(
+                intents=intents,
+                leads={Intent(k): str(v) for k, v in data["leads"].items()},
+                cues=cues,
+                bonus={str(k): float(v) for k, v in data["bonus"].items()},
+            )
+        except (OSError, yaml.YAMLError, KeyError, ValueError, re.error) as exc:
+            raise ConfigError(f"cannot read the answer rules {path}: {exc}") from exc
 
 
-def _any(*alternatives: str) -> re.Pattern[str]:
-    return re.compile("|".join(alternatives), re.I)
-
-
-# First match wins, so the more specific intents come first.
-_INTENT_RULES: list[tuple[Intent, re.Pattern[str]]] = [
-    (
-        Intent.REPS,
-        _any(
-            r"\bhow (many|much|often|long)\b.*\b(reps?|repetitions?|times|sets?|hold)\b",
-            r"\bhow many\b",
-            r"\breps?\b",
-        ),
-    ),
-    (
-        Intent.STEPS,
-        _any(
-            r"\bhow (do|should|can|would) (i|you|we) (do|perform|complete)\b",
-            r"\bhow to (do|perform)\b",
-            r"\bsteps?\b|\bwalk me through\b|\bform\b|\binstructions?\b",
-            r"\btell me about the\b|\bshow me\b",
-            r"\bwhat is (a|the) (bird dog|glute bridge|stationary march|scapular|single-arm)",
-        ),
-    ),
-    (
-        Intent.WHEN_PT,
-        _any(
-            r"\b(physical therapist|physiotherapist|physio|pt|professional|doctor)\b",
-            r"\bwhen should i (see|get)\b",
-        ),
-    ),
-    (
-        Intent.WHY,
-        _any(r"\bwhy\b|\bwhat (causes|is causing|could cause|makes)\b|\bcauses?\b|\breason\b|\bhow come\b"),
-    ),
-    (
-        Intent.ACTION,
-        _any(
-            r"\bwhat (should|can|could) i do\b",
-            r"\bhow (do|can|could|should) i (stop|avoid|prevent|fix|reduce|ease|help|improve)\b",
-            r"\b(tips?|advice|help|fix|prevent|avoid|stop|exercises?|strengthen|should i)\b",
-        ),
-    ),
-]
-
-_CAUSE = _any(
-    r"\b(caus|because|lead to|can't be attenuated|pressure on|weakness|fatigue|poor posture|force)",
-    r"\b(requires more work|compounded|don't tend to have|too much|too steep|too quickly)",
-    r"\b(repetitive|aggravate|strain)",
-)
-PER_CHUNK = 3  # sentences one chunk may contribute to a prose answer
-_CAUSE_SECTION = _any(r"\bcauses?\b", r"\bwhy\b", r"\breasons?\b", r"\bweakness")
-_IMPERATIVE = _any(r"^(- )?(try|keep|hold|lower|slow|lean|add|incorporat|be sure|start|pull back|diversif)")
-_ACTION_CUE = _any(_IMPERATIVE.pattern, r"\b(try|recommend|help|you can|you'll want|should|key)\b")
-_QUOTE_OPEN = re.compile(r"^[\"“]")
-_ANAPHORA = re.compile(r"^(That|This|It|They|These|Those|Connecting the two|But)\b")
-_REPS = re.compile(r"\b(repeat|times|repetitions|reps)\b", re.I)
-_STEP = re.compile(r"^\d+\.\s")
-_META_UNIT = re.compile(r"^\*\*(Region|What it's good for):\*\*", re.I)
-
-
-def not_covered(unknown_terms: Sequence[str] = ()) -> str:
-    """The honest answer when the knowledge base has nothing on the question."""
-    if not unknown_terms:
-        return NOT_COVERED
-    named = ", ".join(f"“{t}”" for t in unknown_terms[:3])
-    return f"I found nothing about {named} in the knowledge base. {NOT_COVERED}"
-
-
-def _context(chunk: Chunk, unit: str) -> str:
-    """A unit as embedded: with its section heading, which says what the sentence is about."""
-    return f"{chunk.section.split(' > ')[-1]}: {unit}"
+@lru_cache(maxsize=1)
+def style() -> Style:
+    return Style.load()
 
 
 def detect_intent(question: str) -> Intent:
-    for intent, pattern in _INTENT_RULES:
+    for intent, pattern in style().intents:
         if pattern.search(question):
             return intent
     return Intent.GENERAL
@@ -138,15 +104,37 @@ def is_exercise(chunk: Chunk) -> bool:
     return any(_STEP.match(u) for u in split_units(chunk.text))
 
 
+def topic_name(chunk: Chunk) -> str:
+    return chunk.section.split(" > ")[-1].strip()
+
+
+def _context(chunk: Chunk, unit: str) -> str:
+    """A unit as embedded: with its section heading, which says what the sentence is about."""
+    return f"{topic_name(chunk)}: {unit}"
+
+
+def names_exercise(question: str, chunk: Chunk) -> bool:
+    """The question names the exercise the chunk teaches ("bird dog?", "glute bridges")."""
+    name = {w[:5] for w in content_terms(topic_name(chunk)) if len(w) > 2}
+    asked = {w[:5] for w in content_terms(question)}
+    return bool(name) and len(name & asked) >= min(2, len(name))
+
+
 @dataclass
 class Composed:
     """An answer body with its citations, before triage wording is put in front."""
 
-    text: str
+    blocks: list[Block]
     citations: list[Citation]
     covered: bool
     intent: Intent
-    units: list[tuple[str, int]] = field(default_factory=list)  # (unit, n) as cited
+    notice: str = ""
+    missing: list[str] = field(default_factory=list)
+    nearest_topic: str | None = None
+
+    @property
+    def units(self) -> list[tuple[str, int]]:
+        return [(s.text, s.n) for b in self.blocks for s in b.statements]
 
 
 class Citations:
@@ -166,6 +154,38 @@ class Citations:
         ]
 
 
+def not_covered(
+    read: ReadQuery | None, overview: Sequence[str], nearest: str | None
+) -> tuple[str, list[str]]:
+    """The honest reply when the retrieved passages do not answer the question, and the words named.
+
+    It says what the sources cover, names a condition's right helper when the question
+    names one, and offers the nearest covered topic. Only rare words are ever named
+    (`ReadQuery.missing`), never filler.
+    """
+    missing = read.missing() if read else []
+    conditions = dict(read.conditions) if read else {}
+    # a named condition is named as such, not again as a missing word
+    missing = [m for m in missing if not any(m in c.split() for c in conditions)]
+    lines = []
+    if conditions:
+        cond, who = next(iter(conditions.items()))
+        lines.append(
+            f"The sources here don't discuss {cond}. For advice about it, {who} can assess you "
+            "and tailor exercise to it."
+        )
+    elif missing:
+        named = " or ".join(f"“{m}”" for m in missing)
+        lines.append(f"The sources here say nothing about {named}, so I won't guess.")
+    else:
+        lines.append("The sources here don't answer that question, so I won't guess.")
+    if overview:
+        lines.append("They cover: " + "; ".join(overview) + ".")
+    if nearest:
+        lines.append(f"The nearest topic they do cover is “{nearest}”: ask about it if that helps.")
+    return " ".join(lines), missing
+
+
 class Composer:
     """Builds short, organised, cited answers from retrieved chunks."""
 
@@ -179,6 +199,7 @@ class Composer:
         self.embedder = embedder
         self.max_words = max_words
         self.min_unit_similarity = min_unit_similarity
+        self.style = style()
         self._cache: OrderedDict[str, tuple[list[str], np.ndarray]] = OrderedDict()
         self._cache_size = cache_size
 
@@ -204,8 +225,19 @@ class Composer:
     def _units(self, chunk: Chunk) -> tuple[list[str], np.ndarray]:
         if chunk.id not in self._cache:
             units = split_units(chunk.text)
-            self._remember(chunk.id, units, self.embedder.encode([_context(chunk, u) for u in units]))
+            vectors = self.embedder.encode([_context(chunk, u) for u in units]) if units else np.zeros((0, 1))
+            self._remember(chunk.id, units, vectors)
         return self._cache[chunk.id]
+
+    def best_sentence(self, hits: Sequence[ScoredChunk], query_vector: np.ndarray) -> float:
+        """Cosine similarity of the retrieved chunks' best sentence to the question (evidence)."""
+        q = np.asarray(query_vector, dtype=np.float32)
+        best = 0.0
+        for hit in hits:
+            units, vectors = self._units(hit.chunk)
+            if units:
+                best = max(best, float(np.max(vectors @ q)))
+        return best
 
     # -- composing -------------------------------------------------------------
     def compose(
@@ -217,77 +249,73 @@ class Composer:
         cites: Citations | None = None,
         exclude: frozenset[str] = frozenset(),
         max_units: int | None = None,
-        unknown_terms: Sequence[str] = (),
         lead: str | None = None,
+        intent: Intent | None = None,
     ) -> Composed:
         """Compose a cited answer; `cites` continues a numbering, `exclude` skips units already said.
 
-        `unknown_terms` are words of the question the knowledge base never uses; a
-        "not covered" answer names them, so the person knows what was not found.
-        `lead` replaces the heading the question's intent would put over prose.
+        `lead` replaces the heading the question's intent would put over prose; `intent`
+        overrides the intent read from the question (a follow-up keeps its own).
         """
-        intent = detect_intent(question)
+        intent = intent or detect_intent(question)
         if not hits:
-            return Composed(not_covered(unknown_terms), [], covered=False, intent=intent)
-        scored = [t for t in self._score(question, hits, query_vector, intent) if t[4] not in exclude]
-        if not scored or max(s for s, *_ in scored) < self.min_unit_similarity:
-            return Composed(NOT_COVERED, [], covered=False, intent=intent)
+            return Composed([], [], covered=False, intent=intent)
         cites = cites or Citations()
         top = hits[0].chunk
-        if intent in (Intent.STEPS, Intent.REPS) and is_exercise(top):
-            lines, used = self._exercise(top, cites, reps_only=intent is Intent.REPS)
-        else:
-            lines, used = self._prose(scored, cites, intent, max_units, lead)
-        body = "\n".join(lines)
-        return Composed(body, cites.citations(), covered=True, intent=intent, units=used)
+        if is_exercise(top) and (
+            intent in (Intent.STEPS, Intent.REPS)
+            or (intent is Intent.GENERAL and names_exercise(question, top))
+        ):
+            block = self._exercise(top, cites, reps_only=intent is Intent.REPS)
+            return Composed([block], cites.citations(), covered=True, intent=intent)
+        scored = [t for t in self._score(question, hits, query_vector, intent) if t[4] not in exclude]
+        if not scored:
+            return Composed([], [], covered=False, intent=intent)
+        block = self._prose(scored, cites, intent, max_units, lead)
+        return Composed([block], cites.citations(), covered=True, intent=intent)
 
     def _score(
         self, question: str, hits: Sequence[ScoredChunk], query_vector: np.ndarray, intent: Intent
     ) -> list[tuple[float, float, int, int, str, Chunk]]:
         """(score, similarity, chunk rank, unit position, unit, chunk) for every unit of the hits."""
-        # Local IDF: a question word found in few of the candidate sentences says more.
-        candidates = [u.lower() for hit in hits for u in self._units(hit.chunk)[0]]
-        weights = {}
-        for term in content_terms(question):
-            stem = term[:5]
-            df = sum(stem in u for u in candidates)
-            if df:
-                weights[stem] = float(np.log(1 + len(candidates) / df))
-        total = sum(weights.values()) or 1.0
+        cue, bonus = self.style.cues, self.style.bonus
+        terms = {t[:5]: rarity(t) for t in content_terms(question)}
+        total = sum(terms.values()) or 1.0
         out = []
+        q = np.asarray(query_vector, dtype=np.float32)
         for rank, hit in enumerate(hits):
             units, vectors = self._units(hit.chunk)
             if not units:
                 continue
-            sims = vectors @ np.asarray(query_vector, dtype=np.float32)
+            sims = vectors @ q
+            cause_section = bool(cue["cause_sections"].search(hit.chunk.section))
             for pos, (unit, sim) in enumerate(zip(units, sims, strict=True)):
-                if _META_UNIT.match(unit) or unit.endswith((":", "?")):
+                if cue["meta_unit"].match(unit) or unit.endswith((":", "?")):
                     continue  # labels and lead-ins say nothing on their own
-                bonus = 0.04 * (len(hits) - rank) / len(hits)
-                if intent is Intent.WHY and _CAUSE.search(unit):
-                    bonus += 0.12
-                if intent is Intent.WHY and _CAUSE_SECTION.search(hit.chunk.section):
-                    bonus += 0.08
-                elif intent is Intent.ACTION and _IMPERATIVE.search(unit):
-                    bonus += 0.15
-                elif intent is Intent.ACTION and _ACTION_CUE.search(unit):
-                    bonus += 0.05
-                if weights:  # the question's own rarer words ("12-3-30", "tech neck") in the sentence
+                b = bonus["rank"] * (len(hits) - rank) / len(hits)
+                if intent is Intent.WHY:
+                    b += bonus["cause"] * bool(cue["cause_cues"].search(unit))
+                    b += bonus["cause_section"] * cause_section
+                elif intent is Intent.ACTION:
+                    if cue["imperative"].search(unit):
+                        b += bonus["imperative"]
+                    elif cue["action_cues"].search(unit):
+                        b += bonus["action_cue"]
+                if terms:  # the question's own rarer words ("12-3-30", "tech neck") in the sentence
                     low = unit.lower()
-                    share = sum(w for t, w in weights.items() if t in low) / total
-                    bonus += (0.3 if intent is Intent.GENERAL else 0.1) * share
-
+                    share = sum(w for t, w in terms.items() if t in low) / total
+                    b += bonus["rare_terms_general" if intent is Intent.GENERAL else "rare_terms"] * share
                 if len(unit.split()) < 8:
-                    bonus -= 0.1  # fragments ("Lower it back down.") read badly out of context
-                if _ANAPHORA.match(unit):
-                    bonus -= 0.08  # "That is only compounded..." needs the sentence before it
-                out.append((float(sim) + bonus, float(sim), rank, pos, unit, hit.chunk))
+                    b += bonus["fragment"]
+                if cue["anaphora"].match(unit):
+                    b += bonus["anaphora"]
+                out.append((float(sim) + b, float(sim), rank, pos, unit, hit.chunk))
         return out
 
     def _attribute(self, unit: str, chunk: Chunk) -> str:
-        """Name the expert behind a quote, with credentials, when the unit does not already."""
-        if not chunk.experts or not (_QUOTE_OPEN.search(unit) or re.search(r"\b(she|he) says\b", unit)):
-            return unit
+        """The attribution to put before a quote ("Name, CRED: "), or "" when the unit names them."""
+        if not chunk.experts or not (_QUOTE_OPEN.search(unit) or re.search(r"\b(she|he|they) says?\b", unit)):
+            return ""
         units = split_units(chunk.text)
         pos = units.index(unit) if unit in units else len(units)
         # the expert named in this unit, else the nearest one named before it
@@ -295,87 +323,109 @@ class Composer:
             for label in chunk.experts:
                 name = label.split(",")[0]
                 if name.split()[-1] in candidate:
-                    return unit if name in unit else f"{label}: {unit}"
-        return unit
+                    return "" if name in unit else f"{label}: "
+        return ""
 
     def _prose(
         self, scored: list, cites: Citations, intent: Intent, max_units: int | None, lead: str | None
-    ) -> tuple[list[str], list[tuple[str, int]]]:
+    ) -> Block:
+        """The best sentences, the best chunk's first, so the first citation holds the answer.
+
+        A "why" question first takes the best cause sentence of each chunk (causes are
+        spread over sections), then fills the budget by score.
+        """
         ranked = sorted(scored, key=lambda t: (-t[0], t[2], t[3]))
         chosen: list[tuple[float, int, int, str, Chunk]] = []
         words = 0
         budget = self.max_words - 25  # room for the lead line and the reminder
-        for score, sim, rank, pos, unit, chunk in ranked:
-            if sim < self.min_unit_similarity and chosen:
-                break
+
+        def take(item: tuple) -> bool:
+            nonlocal words
+            score, sim, rank, pos, unit, chunk = item
             n_words = len(unit.split())
             if chosen and words + n_words > budget:
-                continue
+                return False
             if any(unit == c[3] for c in chosen):
-                continue
+                return False
             if sum(c[4].id == chunk.id for c in chosen) >= PER_CHUNK:
-                continue  # leave room for what other sections add
+                return False
             chosen.append((score, rank, pos, unit, chunk))
             words += n_words
-            if words >= budget * 0.8 and len(chosen) >= 3:
-                break
+            return True
+
+        if intent is Intent.WHY:
+            best_per_chunk: dict[str, tuple] = {}
+            for item in ranked:
+                if self.style.cues["cause_cues"].search(item[4]) and item[1] >= self.min_unit_similarity:
+                    best_per_chunk.setdefault(item[5].id, item)
+            for item in sorted(best_per_chunk.values(), key=lambda t: t[2]):
+                take(item)
+        for item in ranked:
             if max_units and len(chosen) >= max_units:
                 break
-        # Best chunk first; inside a chunk, the article's own order (quotes stay in sequence).
-        first_seen: dict[str, int] = {}
-        for i, c in enumerate(chosen):
-            first_seen.setdefault(c[4].id, i)
-        if intent is Intent.WHY:  # causes lead; the rest keeps the same order after them
-            chosen.sort(key=lambda c: (not _CAUSE.search(c[3]), first_seen[c[4].id], c[2]))
+            if item[1] < self.min_unit_similarity and chosen:
+                break
+            if words >= budget * 0.8 and len(chosen) >= 3:
+                break
+            take(item)
+        # The chunk of the best sentence first, so the first citation holds the answer; inside a
+        # chunk, the source's own order (quotes stay in sequence). A "why" answer puts chunks
+        # from sections about causes first.
+        first: dict[str, float] = {}
+        for c in sorted(chosen, key=lambda c: -c[0]):
+            first.setdefault(c[4].id, len(first))
+        if intent is Intent.WHY:
+            cause_section = self.style.cues["cause_sections"]
+            chosen.sort(key=lambda c: (not cause_section.search(c[4].section), first[c[4].id], c[2]))
         else:
-            chosen.sort(key=lambda c: (first_seen[c[4].id], c[2]))
-        lead = lead or _LEADS.get(intent, "From the sources:")
-        lines, used = [lead], []
+            chosen.sort(key=lambda c: (first[c[4].id], c[2]))
+        statements = []
         for _, _, _, unit, chunk in chosen:
-            text = unit[2:] if unit.startswith("- ") else unit
-            n = cites.n(chunk)
-            lines.append(f"- {self._attribute(text, chunk)} [{n}]")
-            used.append((unit, n))
-        return lines, used
+            statements.append(Statement(unit, cites.n(chunk), self._attribute(unit, chunk)))
+        return Block(
+            lead or self.style.leads.get(intent, self.style.leads[Intent.GENERAL]), tuple(statements)
+        )
 
-    def _exercise(
-        self, chunk: Chunk, cites: Citations, *, reps_only: bool
-    ) -> tuple[list[str], list[tuple[str, int]]]:
+    def _exercise(self, chunk: Chunk, cites: Citations, *, reps_only: bool) -> Block:
+        """An exercise whole and in order (setup, steps, repetitions), or just its repetitions."""
         n = cites.n(chunk)
-        name = chunk.section.split(" > ")[-1]
         units = split_units(chunk.text)
-        lines = [f"**{name}**"]
         if reps_only:
-            units = [u for u in units if _REPS.search(u)] or units
-            return lines + [f"{u} [{n}]" for u in units], [(u, n) for u in units]
+            reps = [
+                u
+                for u in units
+                if self.style.cues["reps"].search(u) and not self.style.cues["meta_unit"].match(u)
+            ]
+            units = reps or units
+            return Block(f"**{topic_name(chunk)}**", tuple(Statement(u, n, style="step") for u in units))
+        statements = []
         for unit in units:
-            if _STEP.match(unit) or _META_UNIT.match(unit):
-                lines.append(f"{unit} [{n}]")
-            else:
-                lines.append(f"\n{unit} [{n}]")
-        return lines, [(u, n) for u in units]
+            step = bool(_STEP.match(unit) or self.style.cues["meta_unit"].match(unit))
+            statements.append(Statement(unit, n, style="step" if step else "paragraph"))
+        return Block(f"**{topic_name(chunk)}**", tuple(statements))
 
 
-def check_citations(answer: str, citations: Sequence[Citation]) -> list[str]:
-    """Problems with an answer's citations: markers without an entry, or text not in its chunk.
-
-    A statement is a line (or, in prose, a bullet) ending in one `[n]`; the text
-    before the marker, less any expert attribution, must appear in chunk n.
-    """
+def check_citations(blocks: Sequence[Block], citations: Sequence[Citation], text: str = "") -> list[str]:
+    """Problems with an answer's citations: statements not found in the chunk they cite, and
+    markers in the rendered `text` without an entry."""
     by_n = {c.n: c for c in citations}
     problems = []
-    for n in {int(m) for m in CITATION.findall(answer)}:
-        if n not in by_n:
-            problems.append(f"[{n}] has no citation entry")
-    for line in answer.splitlines():
-        m = re.match(r"^\s*(?:- )?(.*?)\s*\[(\d+)\]\s*$", line)
-        if not m:
-            continue
-        text, n = m.group(1), int(m.group(2))
-        if n not in by_n:
-            continue
-        chunk_text = by_n[n].text
-        candidates = [text, text.split(": ", 1)[-1]]
-        if not any(c in chunk_text or f"- {c}" in chunk_text for c in candidates):
-            problems.append(f"[{n}] does not contain: {text[:80]!r}")
+    for block in blocks:
+        for st in block.statements:
+            if st.n not in by_n:
+                problems.append(f"[{st.n}] has no citation entry")
+            elif st.text not in by_n[st.n].text:
+                problems.append(f"[{st.n}] does not contain: {st.text[:80]!r}")
+    for n in sorted({int(m) for m in CITATION.findall(text)} - set(by_n)):
+        problems.append(f"[{n}] has no citation entry")
     return problems
+
+
+def overview(chunks: Sequence[Chunk], limit: int = 8) -> list[str]:
+    """What the knowledge base covers, from its documents' top-level sections (for "not covered")."""
+    out: list[str] = []
+    for c in chunks:
+        head = c.section.split(" > ")[0].strip()
+        if head and head != "Introduction" and head.lower() not in (o.lower() for o in out):
+            out.append(head)
+    return out[:limit]

@@ -75,16 +75,9 @@ class Settings(BaseSettings):
         default=0.30,
         ge=-1,
         le=1,
-        description="Cosine similarity the best-matching chunk needs; below it the answer says "
-        "the knowledge base does not cover the question.",
-    )
-
-    covered_similarity: float = Field(
-        default=0.55,
-        ge=-1,
-        le=1,
-        description="Cosine similarity that makes a question count as covered even though it "
-        "uses content words the knowledge base never does (e.g. 'knee brace').",
+        description="Cosine similarity a chunk needs to be offered as the nearest covered topic in a "
+        "'not covered' reply (whether a question is covered is decided by the fitted coverage model, "
+        "assistant/rules/coverage_model.yaml).",
     )
 
     # -- answers and input -----------------------------------------------------

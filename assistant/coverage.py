@@ -1,296 +1,431 @@
-"""Does the knowledge base know the question's key terms? The "not covered" signal.
+"""Reading a question as people type it, and deciding from evidence whether the sources answer it.
 
-Embedding similarity alone cannot tell "should I wear a knee brace?" (not covered:
-the article never mentions braces) from "how many marches on each side?" (covered):
-both score about 0.45. What separates them is a content word the knowledge base
-never uses. A term counts as known when the knowledge base has the word, a
-spelling of it one or two edits away (typos), a word sharing its first five
-letters (pushup / push-up, scapula / scapular), a curated keyword from a
-document's front matter, or a word very close to it in embedding space
-(tired / fatigue). Generic words ("ok", "best", "should") never count.
+Two parts:
+
+* `QueryReader` turns a message into what retrieval should search for: chat shorthand
+  ("pls", "tbh") is mapped or dropped, everyday and gym words ("traps", "belly") get
+  plainer companions, and misspellings ("treadmil", "postrue") are corrected against the
+  knowledge base's own vocabulary with rapidfuzz. Word lists live in `rules/language.yaml`.
+  It also weighs each salient word by how rare it is in English (`wordfreq`): a rare
+  word the sources never use ("mattress", "sciatica") is evidence something is missing,
+  a common one ("week", "sister") hardly is.
+* `CoverageModel` is a logistic regression over evidence features (best chunk cosine,
+  best sentence cosine, BM25 score, share of salient words the sources know, rarity of
+  the rarest unknown word). Its weights are fitted on the dev split of the project's own
+  questions (`python -m assistant.coverage_tuning fit`) and stored as data in
+  `rules/coverage_model.yaml`. Unknown words are one feature among five: they never
+  decide alone.
 """
 
 from __future__ import annotations
 
+import math
 import re
-import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
-import numpy as np
+import yaml
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
-from assistant.embeddings import Embedder
+from assistant.errors import ConfigError
 from assistant.types import Chunk
 
+RULES = Path(__file__).parent / "rules"
+LANGUAGE_FILE = RULES / "language.yaml"
+MODEL_FILE = RULES / "coverage_model.yaml"
+
 _WORD = re.compile(r"[a-z0-9][a-z0-9'-]*[a-z0-9]|[a-z]")
-# Words that carry no topic: question words, judgements, common verbs.
-GENERIC = frozenset(STOPWORDS_EN_PLUS) | {
-    "ok",
-    "okay",
-    "fine",
-    "good",
-    "bad",
-    "best",
-    "better",
-    "worse",
-    "worst",
-    "right",
-    "wrong",
-    "safe",
-    "normal",
-    "really",
-    "actually",
-    "also",
-    "just",
-    "still",
-    "even",
-    "ever",
-    "usually",
-    "often",
-    "always",
-    "never",
-    "much",
-    "many",
-    "lot",
-    "lots",
-    "thing",
-    "things",
-    "way",
-    "ways",
-    "kind",
-    "sort",
-    "help",
-    "helps",
-    "helpful",
-    "use",
-    "using",
-    "used",
-    "need",
-    "needs",
-    "want",
-    "get",
-    "gets",
-    "getting",
-    "got",
-    "make",
-    "makes",
-    "making",
-    "go",
-    "goes",
-    "going",
-    "feel",
-    "feels",
-    "know",
-    "tell",
-    "say",
-    "says",
-    "think",
-    "try",
-    "take",
-    "takes",
-    "put",
-    "give",
-    "look",
-    "looks",
-    "part",
-    "parts",
-    "count",
-    "counts",
-    "considered",
-    "mean",
-    "means",
-    "would",
-    "could",
-    "might",
-    "must",
-    "shall",
-    "can",
-    "cannot",
-    "can't",
-    "don't",
-    "doesn't",
-    "i'm",
-    "it's",
-    "what's",
-    "whats",
-    "how's",
-    "i've",
-    "i'd",
-    "besides",
-    "instead",
-    "else",
-    "anything",
-    "something",
-    "someone",
-    "anyone",
-    "please",
-    "thanks",
-    "thank",
-    "hi",
-    "hello",
-    "hey",
-    "yes",
-    "no",
-    "maybe",
-    "like",
-    "well",
-    "every",
-    "everyday",
-    "day",
-    "days",
-    "time",
-    "times",
-    "long",
-    "far",
-    "new",
-    "old",
-    "own",
-    "one",
-    "two",
-    "per",
-    "each",
-    "first",
-    "next",
-    "last",
-    "less",
-    "more",
-    "most",
-    "least",
-    "bit",
-    "little",
-    "enough",
-    "useful",
-    "worth",
-    "possible",
-    "able",
-    "sure",
-    "certain",
-    "quite",
-    "pretty",
-    "very",
-    "instructions",
-    "instruction",
-    "steps",
-    "step",
-    "tips",
-    "tip",
-    "advice",
-    "guide",
-    "explain",
-    "describe",
-    "information",
-    "info",
-    "question",
-    "questions",
-    "recommend",
-    "idea",
-    "ideas",
-    "happen",
-    "happens",
-    "wear",
-    "wearing",
-    "buy",
-    "buying",
-    "happening",
-}
-PREFIX = 5
-SYNONYM_SIMILARITY = 0.75  # nearest knowledge-base word this close in meaning counts as known
-
-
-def _edits_le(a: str, b: str, limit: int) -> bool:
-    """Optimal string alignment distance (transpositions count once) is at most `limit`."""
-    if abs(len(a) - len(b)) > limit:
-        return False
-    prev2: list[int] = []
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i] + [0] * len(b)
-        for j, cb in enumerate(b, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb))
-            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
-                cur[j] = min(cur[j], prev2[j - 2] + 1)
-        if min(cur) > limit:
-            return False
-        prev2, prev = prev, cur
-    return prev[-1] <= limit
+STOPWORDS = frozenset(STOPWORDS_EN_PLUS) | {"i'm", "it's", "what's", "whats", "don't", "can't", "i've"}
+# A word this common in English (Zipf scale: 3 = once per million words) is a real word,
+# not a typo, so it is never "corrected" into a knowledge-base word.
+TYPO_MAX_ZIPF = 3.0
+# rapidfuzz normalised Indel similarity (0-100) a correction needs: one wrong, missing or
+# extra letter in a 6-letter word scores ~91, two swapped letters ~86, a different word < 80.
+TYPO_MIN_SCORE = 84.0
+# Short words ("bak", "cor") are corrected only when English hardly has them (Zipf 2.5: a few
+# per hundred million words), since one edit turns most short words into other real ones.
+SHORT_TYPO_MAX_ZIPF = 3.0
+FEATURES = (
+    "dense",
+    "sentence",
+    "lexical",
+    "matched",
+    "known",
+    "unknown_rarity",
+    "like_uncovered",
+    "like_covered",
+)
+EXAMPLES_FILE = RULES / "coverage_examples.yaml"
 
 
 def words(text: str) -> list[str]:
     return _WORD.findall(text.lower().replace("’", "'"))
 
 
+@lru_cache(maxsize=1)
+def _stemmer() -> Any:
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def stem(word: str) -> str:
+    return str(_stemmer().stemWord(word.replace("-", "")))
+
+
+@lru_cache(maxsize=20_000)
+def zipf(word: str) -> float:
+    """How common a word is in English (wordfreq's Zipf scale, 0 = unseen, 8 = 'the')."""
+    from wordfreq import zipf_frequency
+
+    return float(zipf_frequency(word, "en"))
+
+
+def rarity(word: str) -> float:
+    """Salience of a word, 0-1: everyday words (more common than ~30 per million words, Zipf
+    4.5: "know", "bad", "week") rarely name a topic; rarer ones ("brace", "sciatica") do."""
+    return max(0.02, 1.0 / (1.0 + math.exp(2.0 * (zipf(word) - 4.5))))
+
+
 def content_terms(text: str) -> list[str]:
-    """The words of a question that carry its topic (no stop words or generic words)."""
-    return [w for w in dict.fromkeys(words(text)) if len(w) > 1 and w not in GENERIC]
+    """The words of a text that can carry its topic (stop words left out)."""
+    return [w for w in dict.fromkeys(words(text)) if len(w) > 1 and w not in STOPWORDS and not w.isdigit()]
 
 
-class TermCoverage:
-    """The knowledge base's vocabulary, and the question terms it does not know."""
+@dataclass(frozen=True)
+class Language:
+    """The word lists of `rules/language.yaml`."""
 
-    def __init__(self, chunks: Sequence[Chunk], embedder: Embedder, keywords: Iterable[str] = ()) -> None:
+    shorthand: Mapping[str, str]
+    everyday: Mapping[str, str]
+    conditions: Mapping[str, str]
+
+    @classmethod
+    def load(cls, path: Path = LANGUAGE_FILE) -> Language:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read the language rules {path}: {exc}") from exc
+        return cls(
+            shorthand={str(k).lower(): str(v or "") for k, v in (data.get("shorthand") or {}).items()},
+            everyday={str(k).lower(): str(v) for k, v in (data.get("everyday") or {}).items()},
+            conditions={str(k).lower(): str(v) for k, v in (data.get("conditions") or {}).items()},
+        )
+
+
+@dataclass(frozen=True)
+class Term:
+    """A salient word of the question: as typed, as read, its weight, and whether the sources know it."""
+
+    typed: str
+    word: str
+    weight: float
+    known: bool
+
+
+@dataclass(frozen=True)
+class ReadQuery:
+    """A message as the assistant reads it."""
+
+    original: str
+    text: str  # shorthand mapped, misspellings corrected: what is embedded
+    search: str  # `text` plus the plainer companions of everyday words: what BM25 searches
+    terms: list[Term] = field(default_factory=list)
+    conditions: dict[str, str] = field(default_factory=dict)  # named condition -> who can help
+    expansions: list[str] = field(default_factory=list)  # plainer companions of everyday words
+    corrected: bool = False  # a misspelling (or a loosely typed number) was corrected
+
+    @property
+    def changed(self) -> bool:
+        """A word was respelled: the text means something the typed one did not, so embed it again.
+
+        Shorthand ("pls" -> "please", "lol" dropped) hardly moves an embedding and is not counted.
+        """
+        return self.corrected
+
+    def known_share(self) -> float:
+        total = sum(t.weight for t in self.terms)
+        return sum(t.weight for t in self.terms if t.known) / total if total else 1.0
+
+    def matched_share(self, passages: Sequence[str]) -> float:
+        """Rarity-weighted share of the salient words (by stem) that the passages contain."""
+        total = sum(t.weight for t in self.terms)
+        if not total:
+            return 1.0
+        stems = {stem(w) for p in passages for w in words(p)}
+        return sum(t.weight for t in self.terms if stem(t.word) in stems) / total
+
+    def explained_by(self, passage: str) -> float:
+        """Rarity-weighted share of the question's words (and their plainer companions) the passage has."""
+        pairs = [(t.word, t.weight) for t in self.terms]
+        pairs += [(w, rarity(w)) for e in self.expansions for w in content_terms(e)]
+        total = sum(w for _, w in pairs)
+        if not total:
+            return 0.0
+        stems = {stem(w) for w in words(passage)}
+        return sum(w for t, w in pairs if stem(t) in stems) / total
+
+    def unknown_rarity(self) -> float:
+        return max((t.weight for t in self.terms if not t.known), default=0.0)
+
+    def missing(self, limit: int = 2) -> list[str]:
+        """Rare words the sources never use, rarest first: what a "not covered" reply can name.
+
+        Common words ("week", "goal", "sister") are never named: they are not what is missing.
+        """
+        rare = [t for t in self.terms if not t.known and zipf(t.word) < 4.0 and len(t.word) > 2]
+        return [t.typed for t in sorted(rare, key=lambda t: -t.weight)][:limit]
+
+
+class QueryReader:
+    """Reads messages against one knowledge base's vocabulary (built once, from its chunks)."""
+
+    def __init__(
+        self, chunks: Sequence[Chunk], keywords: Iterable[str] = (), language: Language | None = None
+    ) -> None:
+        self.language = language or Language.load()
         vocab: set[str] = set()
         for c in chunks:
             for w in words(f"{c.section} {c.text}"):
                 vocab.add(w)
-                vocab.update(w.split("-"))
+                vocab.update(p for p in w.split("-") if p)
                 vocab.add(w.replace("-", ""))
         for k in keywords:
             vocab.update(words(k))
-        self.vocab = frozenset(v for v in vocab if v)
-        self._prefixes = {v[:PREFIX] for v in self.vocab if len(v) >= PREFIX}
-        self._by_length: dict[int, list[str]] = {}
-        # Short generic words are too close to everything ("vest" is one letter from "best").
-        for v in self.vocab | {g for g in GENERIC if len(g) >= 5}:
-            self._by_length.setdefault(len(v), []).append(v)
-        self.embedder = embedder
-        self._vocab_list = sorted(v for v in self.vocab if v not in GENERIC and len(v) > 2)
-        self._vectors: np.ndarray | None = None
-        self._known_by_meaning: dict[str, bool] = {}  # cache: term -> a close word exists
-        self._lock = threading.Lock()
-
-    def _close_spelling(self, term: str) -> bool:
-        """A typo of a known or a generic word ("treadmil", "brige", "shoud")."""
-        if len(term) <= 4:  # "vest" is one letter from "rest": only swapped letters ("dgo")
-            return any(
-                sorted(v) == sorted(term) and _edits_le(term, v, 1)
-                for v in self._by_length.get(len(term), ())
-            )
-        limit = 1 if len(term) <= 5 else 2
-        return any(
-            _edits_le(term, v, limit)
-            for n in range(len(term) - limit, len(term) + limit + 1)
-            for v in self._by_length.get(n, ())
+        self.vocab = frozenset(v.strip("'") for v in vocab if v.strip("'"))
+        self.stems = frozenset(stem(v) for v in self.vocab)
+        self._spellable = sorted(v for v in self.vocab if len(v) >= 4 and not v.isdigit())
+        self._by_prefix: dict[str, list[str]] = {}
+        for v in self.vocab:
+            if len(v) >= 5:
+                self._by_prefix.setdefault(v[:4], []).append(v)
+        self._prefixes = frozenset(self._by_prefix)
+        self.counts: dict[str, int] = {}
+        for c in chunks:
+            for w in words(c.text):
+                self.counts[w] = self.counts.get(w, 0) + 1
+        zipf("the")  # load wordfreq's tables now, not on the first question
+        self._phrases = sorted(
+            (k for k in (*self.language.everyday, *self.language.conditions) if " " in k),
+            key=len,
+            reverse=True,
         )
 
-    def warm_up(self) -> None:
-        self._vocab_vectors()
+    def knows(self, word: str) -> bool:
+        """The knowledge base uses the word: as is, by stem, in parts ("shoulder-blade"), or as
+        the start of a longer word ("scap" for "scapular")."""
+        if word in self.vocab or stem(word) in self.stems or (word.endswith("s") and word[:-1] in self.vocab):
+            return True
+        if "-" in word:
+            return all(self.knows(p) for p in word.split("-") if p)
+        return (
+            len(word) >= 4
+            and word[:4] in self._prefixes
+            and any(v.startswith(word) for v in self._by_prefix.get(word[:4], ()))
+        )
 
-    def _vocab_vectors(self) -> np.ndarray:
+    def correct(self, word: str) -> str:
+        """The knowledge-base word a misspelling stands for, or the word itself."""
+        if len(word) < 3 or self.knows(word) or word.isdigit() or zipf(word) >= TYPO_MAX_ZIPF:
+            return word
+        from rapidfuzz import fuzz, process
+        from rapidfuzz.distance import OSA
+
+        if len(word) < 5:  # too short for a similarity score: one edit, only for strings English lacks
+            if zipf(word) >= SHORT_TYPO_MAX_ZIPF:
+                return word
+            near = [
+                v
+                for v in self.vocab
+                if abs(len(v) - len(word)) <= 1 and v.isalpha() and OSA.distance(v, word) == 1
+            ]
+            return max(near, key=lambda v: (self.counts.get(v, 0), v)) if near else word
+        candidates = [v for v in self._spellable if abs(len(v) - len(word)) <= 2]
+        best = process.extractOne(word, candidates, scorer=fuzz.ratio, score_cutoff=TYPO_MIN_SCORE)
+        return str(best[0]) if best else word
+
+    def _numbers(self, message: str) -> str:
+        """Number groups typed loosely ("12 3 30", "12/3/30") as the sources write them ("12-3-30")."""
+
+        def join(m: re.Match[str]) -> str:
+            dashed = "-".join(re.split(r"[\s/.-]+", m.group(0)))
+            return dashed if dashed in self.vocab else m.group(0)
+
+        return re.sub(r"\b\d+(?:[ /.-]+\d+){1,3}\b", join, message)
+
+    def read(self, message: str) -> ReadQuery:
+        typed = message
+        message = self._numbers(message)
+        corrected = message != typed
+        low = message.lower().replace("’", "'")
+        conditions = {
+            c: who for c, who in self.language.conditions.items() if re.search(rf"\b{re.escape(c)}\b", low)
+        }
+        out: list[str] = []
+        extra: list[str] = []
+        terms: dict[str, Term] = {}
+        for phrase in self._phrases:  # "hold on", "spinal stenosis"
+            if re.search(rf"\b{re.escape(phrase)}\b", low) and phrase in self.language.everyday:
+                extra.append(self.language.everyday[phrase])
+        for token in re.findall(r"\S+", message):
+            parts = words(token)
+            if not parts:
+                out.append(token)
+                continue
+            rebuilt = token
+            for w in parts:
+                read = self.language.shorthand[w] if w in self.language.shorthand else self.correct(w)
+                corrected |= w not in self.language.shorthand and read != w
+                if w in self.language.everyday:
+                    extra.append(self.language.everyday[w])
+                if read != w:
+                    rebuilt = re.sub(re.escape(w), read, rebuilt, count=1, flags=re.I)
+                for r in words(read):
+                    if len(r) > 1 and r not in STOPWORDS and not r.isdigit() and r not in terms:
+                        known = self.knows(r) or w in self.language.everyday
+                        terms[r] = Term(w, r, rarity(r), known)
+            if rebuilt.strip():
+                out.append(rebuilt)
+        text = " ".join(out)
+        text = re.sub(r"\s+", " ", text).strip()
+        search = " ".join([text, *dict.fromkeys(extra)]).strip()
+        return ReadQuery(
+            typed,
+            text or message,
+            search or message,
+            list(terms.values()),
+            conditions,
+            list(dict.fromkeys(extra)),
+            corrected,
+        )
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The features the coverage model reads, for one question and its retrieved passages."""
+
+    dense: float  # cosine similarity of the best chunk
+    sentence: float  # cosine similarity of the best sentence of the retrieved chunks
+    lexical: float  # log(1 + best BM25 score)
+    matched: float  # rarity-weighted share of the question's salient words found in the best passages
+    known: float  # rarity-weighted share of the question's salient words the sources use
+    unknown_rarity: float  # weight of the rarest salient word the sources never use (0: none)
+    # cosine similarity to the closest labelled dev question the sources do not / do answer
+    like_uncovered: float = 0.0
+    like_covered: float = 0.0
+
+    def vector(self) -> list[float]:
+        return [float(getattr(self, f)) for f in FEATURES]
+
+    @classmethod
+    def of(
+        cls,
+        read: ReadQuery,
+        dense: float,
+        sentence: float,
+        bm25: float,
+        passages: Sequence[str] = (),
+    ) -> Evidence:
+        return cls(
+            dense=dense if math.isfinite(dense) else 0.0,
+            sentence=sentence if math.isfinite(sentence) else 0.0,
+            lexical=math.log1p(max(bm25, 0.0)),
+            matched=read.matched_share(passages),
+            known=read.known_share(),
+            unknown_rarity=read.unknown_rarity(),
+        )
+
+
+@dataclass(frozen=True)
+class CoverageModel:
+    """p(covered) = sigmoid(w . standardised features + b), weights fitted on the dev split."""
+
+    weights: dict[str, float]
+    intercept: float
+    mean: dict[str, float]
+    scale: dict[str, float]
+    threshold: float = 0.5
+    info: dict[str, Any] = field(default_factory=dict)  # how and on what it was fitted
+
+    @classmethod
+    def load(cls, path: Path = MODEL_FILE) -> CoverageModel:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            model = cls(
+                weights={f: float(data["weights"][f]) for f in FEATURES},
+                intercept=float(data["intercept"]),
+                mean={f: float(data["mean"][f]) for f in FEATURES},
+                scale={f: float(data["scale"][f]) or 1.0 for f in FEATURES},
+                threshold=float(data.get("threshold", 0.5)),
+                info=dict(data.get("info") or {}),
+            )
+        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"cannot read the coverage model {path}: {exc}; "
+                "refit it with `python -m assistant.coverage_tuning fit`"
+            ) from exc
+        if not 0.0 < model.threshold < 1.0:
+            raise ConfigError(f"coverage threshold must be in (0, 1), got {model.threshold}")
+        return model
+
+    def probability(self, evidence: Evidence) -> float:
+        z = self.intercept + sum(
+            self.weights[f] * (getattr(evidence, f) - self.mean[f]) / self.scale[f] for f in FEATURES
+        )
+        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+    def covered(self, evidence: Evidence) -> bool:
+        return self.probability(evidence) >= self.threshold
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "features": list(FEATURES),
+            "weights": self.weights,
+            "intercept": self.intercept,
+            "mean": self.mean,
+            "scale": self.scale,
+            "threshold": self.threshold,
+            "info": self.info,
+        }
+
+
+class Examples:
+    """Labelled dev questions (covered or not), embedded once: how alike a new question is to each kind."""
+
+    def __init__(self, covered: Sequence[str], uncovered: Sequence[str]) -> None:
+        self.covered, self.uncovered = list(covered), list(uncovered)
+        self._vectors: tuple[Any, Any] | None = None
+
+    @classmethod
+    def load(cls, path: Path = EXAMPLES_FILE) -> Examples:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            return cls([], [])
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read the coverage examples {path}: {exc}") from exc
+        return cls([str(q) for q in data.get("covered") or []], [str(q) for q in data.get("uncovered") or []])
+
+    def vectors(self, embedder: Any) -> tuple[Any, Any]:
+        import numpy as np
+
         if self._vectors is None:
-            with self._lock:
-                if self._vectors is None:
-                    self._vectors = self.embedder.encode(self._vocab_list)
+            empty = np.zeros((0, 0), dtype=np.float32)
+            cov = embedder.encode(self.covered) if self.covered else empty
+            unc = embedder.encode(self.uncovered) if self.uncovered else empty
+            self._vectors = (np.asarray(cov, dtype=np.float32), np.asarray(unc, dtype=np.float32))
         return self._vectors
 
-    def unknown_terms(self, question: str) -> list[str]:
-        """Content words of the question that the knowledge base does not use in any form."""
-        candidates = []
-        for term in dict.fromkeys(words(question)):
-            term = term.strip("'")
-            if len(term) < 3 or term in GENERIC or term.isdigit() or term in self.vocab:
-                continue
-            if term.endswith("s") and term[:-1] in self.vocab:
-                continue
-            if len(term) >= PREFIX and term[:PREFIX] in self._prefixes:
-                continue
-            if self._close_spelling(term):
-                continue
-            candidates.append(term)
-        todo = [t for t in candidates if t not in self._known_by_meaning]
-        if todo and self._vocab_list:
-            sims = self.embedder.encode(todo) @ self._vocab_vectors().T
-            for term, best in zip(todo, sims.max(axis=1), strict=True):
-                if len(self._known_by_meaning) > 10_000:
-                    self._known_by_meaning.clear()
-                self._known_by_meaning[term] = bool(best >= SYNONYM_SIMILARITY)
-        return [t for t in candidates if not self._known_by_meaning.get(t, False)]
+    def likeness(self, embedder: Any, vector: Any) -> tuple[float, float]:
+        """(closest uncovered example, closest covered example), cosine similarities."""
+        import numpy as np
+
+        cov, unc = self.vectors(embedder)
+        q = np.asarray(vector, dtype=np.float32)
+        return (
+            float((unc @ q).max()) if len(unc) else 0.0,
+            float((cov @ q).max()) if len(cov) else 0.0,
+        )

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from assistant.errors import with_emergency_note
-from assistant.types import Answer, Citation, TriageLevel
+from assistant.types import Answer, Citation, TriageLevel, render_text
 
 TITLE = "Back-pain guidance"
 INTRO = (
@@ -46,7 +46,6 @@ _BANNERS: dict[TriageLevel, tuple[str, str, str]] = {
     TriageLevel.SEE_PT: ("triage-see-pt", "note", "Recommendation: see a physical therapist"),
 }
 _MARKER = re.compile(r"\[(\d+)\]")
-_STATEMENT = re.compile(r"^\s*(?:- )?(.*?)\s*\[(\d+)\]\s*$")  # as compose.check_citations reads it
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$>])")
 _BOLD = re.compile(r"\*\*([^*<\n]+?)\*\*")
 
@@ -69,9 +68,8 @@ def banner(answer: Answer) -> str:
         return ""
     css, role, heading = _BANNERS[level]
     lines = [answer.triage.referral.strip()] if answer.triage.referral.strip() else []
-    why = _why_line(answer)
-    if why:
-        lines.append(why)
+    if answer.why:
+        lines.append(answer.why)
     body = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
     return (
         f'<div class="triage {css}" role="{role}" aria-label="{html.escape(heading)}">'
@@ -79,29 +77,20 @@ def banner(answer: Answer) -> str:
     )
 
 
-def _why_line(answer: Answer) -> str:
-    if answer.triage.level is not TriageLevel.SEE_PT:
-        return ""
-    rest = _strip_referral(answer).lstrip("\n")
-    first = rest.split("\n", 1)[0]
-    return first if first.startswith("Why: ") else ""
-
-
-def _strip_referral(answer: Answer) -> str:
-    """The answer without the referral wording the banner already shows."""
-    text, referral = answer.answer, answer.triage.referral.strip()
-    if answer.triage.level in _BANNERS and referral and text.startswith(referral):
-        return text[len(referral) :].lstrip("\n")
-    return text
-
-
 def body(answer: Answer) -> str:
-    """The answer text below the banner (Markdown), before escaping and linking."""
-    text = _strip_referral(answer)
-    why = _why_line(answer)
-    if why and text.startswith(why):
-        text = text[len(why) :].lstrip("\n")
-    return text
+    """The answer text below the banner (Markdown), before escaping and linking.
+
+    Rendered from the answer's fields: the banner already shows the referral and the
+    "Why:" line, so they are left out here; an emergency, urgent or out-of-scope reply
+    (no banner for out-of-scope) keeps its notice.
+    """
+    if answer.triage.level in _BANNERS and not answer.blocks and not answer.notice.strip():
+        return ""
+    notice = answer.notice
+    referral = answer.triage.referral.strip()
+    if answer.triage.level in _BANNERS and referral and notice.startswith(referral):
+        notice = notice[len(referral) :].lstrip("\n")
+    return render_text(notice=notice, blocks=answer.blocks, disclaimer=answer.disclaimer)
 
 
 def body_markdown(text: str, key: int) -> str:
@@ -140,25 +129,16 @@ def _join(top: str, rest: str) -> str:
 
 
 # -- sources panel -------------------------------------------------------------------------
-def cited_spans(answer_text: str, citations: list[Citation]) -> dict[int, list[tuple[int, int]]]:
-    """Where each statement of the answer sits in the text of the chunk it cites.
-
-    A statement is a line ending in `[n]`; its text, or its text after an expert
-    attribution ("Name, CRED: "), is a verbatim substring of citation n's text.
-    """
-    by_n = {c.n: c for c in citations}
+def cited_spans(answer: Answer) -> dict[int, list[tuple[int, int]]]:
+    """Where each statement of the answer sits in the text of the chunk it cites (from its fields)."""
+    by_n = {c.n: c for c in answer.citations}
     spans: dict[int, list[tuple[int, int]]] = {}
-    for line in answer_text.splitlines():
-        m = _STATEMENT.match(line)
-        if not m or int(m.group(2)) not in by_n:
+    for statement, n in answer.units:
+        if n not in by_n:
             continue
-        n, statement = int(m.group(2)), m.group(1)
-        chunk = by_n[n].text
-        for candidate in (statement, statement.split(": ", 1)[-1]):
-            start = chunk.find(candidate) if candidate else -1
-            if start >= 0:
-                spans.setdefault(n, []).append((start, start + len(candidate)))
-                break
+        start = by_n[n].text.find(statement) if statement else -1
+        if start >= 0:
+            spans.setdefault(n, []).append((start, start + len(statement)))
     return spans
 
 
@@ -219,7 +199,7 @@ def sources_group(question: str, answer: Answer, key: int) -> str:
             else "This reply quotes no passages."
         )
         return f'<p class="source-none">{reason}</p>'
-    spans = cited_spans(answer.answer, answer.citations)
+    spans = cited_spans(answer)
     return "".join(source_card(c, spans.get(c.n, []), key) for c in answer.citations)
 
 
@@ -248,9 +228,7 @@ class Transcript:
         turns = []
         for ex in self.exchanges:
             turns.append({"role": "user", "content": ex.question})
-            turns.append(
-                {"role": "assistant", "content": ex.answer.answer if ex.answer else ERROR_REPLY}
-            )
+            turns.append({"role": "assistant", "content": ex.answer.answer if ex.answer else ERROR_REPLY})
         return turns
 
     def messages(self, partial: str | None = None) -> list[dict[str, str]]:
@@ -292,9 +270,7 @@ class Transcript:
                     f"<h3>{title}</h3>{cards}</section>"
                 )
             else:
-                groups.append(
-                    f'<details class="source-group"><summary>{title}</summary>{cards}</details>'
-                )
+                groups.append(f'<details class="source-group"><summary>{title}</summary>{cards}</details>')
         inner = "".join(groups) or f'<p class="source-none">{html.escape(NO_SOURCES)}</p>'
         return (
             '<div class="sources" role="region" aria-labelledby="sources-title">'

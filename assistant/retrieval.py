@@ -2,10 +2,10 @@
 
 Dense search finds paraphrases ("walking uphill" for "incline"); BM25 finds exact
 names ("bird dog", "12-3-30"). Reciprocal rank fusion needs no score calibration
-between the two. A question the knowledge base does not cover (see `covers`) gets
-nothing, so the answer can say so instead of citing the least bad chunk. Past that
-gate, chunks are not filtered one by one: a short, specific question ("what is tech
-neck") can be answered by a chunk whose overall similarity is low.
+between the two. Retrieval never decides that a question is not covered: it returns
+its best passages with their scores, and `coverage.CoverageModel` judges, from that
+evidence, whether they answer the question. A follow-up's conversation topic (chunks
+the previous turns were about) joins the fusion as a third ranking.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, PrivateAttr
 
 from assistant.config import Settings
-from assistant.coverage import TermCoverage
+from assistant.coverage import QueryReader
 from assistant.embeddings import Embedder
 from assistant.errors import ConfigError
 from assistant.store import ChromaStore
@@ -94,12 +94,11 @@ class HybridRetriever(BaseRetriever):
     dense_weight: float = 1.0
     lexical_weight: float = 1.0
     rrf_k: int = 60
-    min_similarity: float = 0.3
-    covered_similarity: float = 0.55
+    topic_weight: float = 1.5  # a follow-up's topic outranks its own weak words (one ranking of three)
 
     _chunks: dict[str, Chunk] = PrivateAttr(default_factory=dict)
     _lexical: LexicalIndex | None = PrivateAttr(default=None)
-    _coverage: TermCoverage | None = PrivateAttr(default=None)
+    _reader: QueryReader | None = PrivateAttr(default=None)
 
     @classmethod
     def build(
@@ -109,7 +108,7 @@ class HybridRetriever(BaseRetriever):
         settings: Settings,
         keywords: Sequence[str] = (),
     ) -> HybridRetriever:
-        """Load every chunk once (for BM25, lookups and coverage) and take the knobs from settings."""
+        """Load every chunk once (for BM25, lookups and spelling) and take the knobs from settings."""
         if settings.candidates < settings.top_k:
             raise ConfigError(
                 f"candidates must be >= top_k, got candidates={settings.candidates}, top_k={settings.top_k}"
@@ -122,18 +121,22 @@ class HybridRetriever(BaseRetriever):
             dense_weight=settings.dense_weight,
             lexical_weight=settings.lexical_weight,
             rrf_k=settings.rrf_k,
-            min_similarity=settings.min_similarity,
-            covered_similarity=settings.covered_similarity,
         )
         chunks = store.all_chunks()
         retriever._chunks = {c.id: c for c in chunks}
         retriever._lexical = LexicalIndex(chunks)
-        retriever._coverage = TermCoverage(chunks, embedder, keywords)
+        retriever._reader = QueryReader(chunks, keywords)
         return retriever
 
     def warm_up(self) -> None:
-        if self._coverage is not None:
-            self._coverage.warm_up()
+        """Nothing is embedded lazily by the retriever; kept for the `Assistant.warm_up` protocol."""
+
+    @property
+    def reader(self) -> QueryReader:
+        """Reads messages against this knowledge base's vocabulary (typos, shorthand, everyday words)."""
+        if self._reader is None:
+            self._reader = QueryReader(self.chunks)
+        return self._reader
 
     @property
     def chunks(self) -> list[Chunk]:
@@ -143,9 +146,19 @@ class HybridRetriever(BaseRetriever):
         return self._chunks[chunk_id]
 
     def search(
-        self, query: str, *, query_vector: np.ndarray | None = None, top_k: int | None = None
+        self,
+        query: str,
+        *,
+        query_vector: np.ndarray | None = None,
+        top_k: int | None = None,
+        topic: Sequence[str] = (),
     ) -> list[ScoredChunk]:
-        """The top chunks for a query, or [] when nothing in the index is relevant."""
+        """The top chunks for a query, best first, with their dense and BM25 scores.
+
+        `topic` ranks chunk ids the conversation is about (best first); it joins the
+        fusion with `topic_weight`, so a follow-up ("how many reps?") stays on the
+        exercise just discussed unless its own words point elsewhere.
+        """
         k = top_k or self.top_k
         if k <= 0:
             raise ValueError(f"top_k must be > 0, got {k}")
@@ -153,42 +166,33 @@ class HybridRetriever(BaseRetriever):
         dense = self.store.query(vector, self.candidates)
         similarity = dict(dense)
         lexical = self._lexical.search(query, self.candidates) if self._lexical else []
-        if not self.covers(query, dense[0][1] if dense else -1.0, bool(lexical)):
-            return []
-        fused = reciprocal_rank_fusion(
-            [[i for i, _ in dense], [i for i, _ in lexical]],
-            [self.dense_weight, self.lexical_weight],
-            self.rrf_k,
-        )
+        bm25 = dict(lexical)
+        rankings = [[i for i, _ in dense], [i for i, _ in lexical]]
+        weights = [self.dense_weight, self.lexical_weight]
+        if topic:
+            rankings.append(list(topic))
+            weights.append(self.topic_weight)
+        fused = reciprocal_rank_fusion(rankings, weights, self.rrf_k)
+        top = [i for i, _ in fused[:k] if i in self._chunks]
+        missing = [i for i in top if i not in similarity]
+        if missing:  # a topic or BM25-only chunk: its cosine is evidence all the same
+            similarity.update(self.store.similarities(missing, vector))
         results: list[ScoredChunk] = []
         for chunk_id, score in fused:
-            sim = similarity.get(chunk_id)
             if chunk_id not in self._chunks:
                 continue
+            sim = similarity.get(chunk_id)
             results.append(
-                ScoredChunk(self._chunks[chunk_id], score, sim if sim is not None else float("nan"))
+                ScoredChunk(
+                    self._chunks[chunk_id],
+                    score,
+                    sim if sim is not None else float("nan"),
+                    bm25.get(chunk_id, 0.0),
+                )
             )
             if len(results) == k:
                 break
         return results
-
-    def unknown_terms(self, query: str) -> list[str]:
-        """Content words of the query that the knowledge base never uses (see coverage.py)."""
-        return self._coverage.unknown_terms(query) if self._coverage else []
-
-    def covers(self, query: str, best_similarity: float, lexical_match: bool) -> bool:
-        """Whether the knowledge base covers the question at all.
-
-        A question whose content words the knowledge base does not use ("knee brace")
-        is covered only when its meaning is very close (`covered_similarity`); one whose
-        words it knows needs `min_similarity`, or a lexical match for short, specific
-        questions ("what is tech neck") that embed poorly.
-        """
-        if best_similarity >= self.covered_similarity:
-            return True
-        if self._coverage and self._coverage.unknown_terms(query):
-            return False
-        return best_similarity >= self.min_similarity or lexical_match
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun

@@ -99,9 +99,7 @@ class ChromaStore:
             ) from exc
         chunks = [
             _to_chunk(i, d or "", m or {})
-            for i, d, m in zip(
-                got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True
-            )
+            for i, d, m in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True)
         ]
         return sorted(chunks, key=lambda c: (c.source, c.position))
 
@@ -121,6 +119,27 @@ class ChromaStore:
         ids = res["ids"][0]
         dists = (res["distances"] or [[]])[0]
         return [(i, 1.0 - float(d)) for i, d in zip(ids, dists, strict=True)]
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Unit-length stored vectors of the given chunks (unknown ids are skipped)."""
+        if not ids:
+            return {}
+        try:
+            got = self._col.get(ids=list(ids), include=["embeddings"])
+        except Exception as exc:
+            raise StoreError(f"Reading vectors from the index at {self.path} failed: {exc}") from exc
+        vectors = got.get("embeddings")
+        if vectors is None or len(vectors) == 0:
+            return {}
+        m = np.asarray(vectors, dtype=np.float32)
+        m /= np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
+        return dict(zip(got["ids"], m, strict=True))
+
+    def similarities(self, ids: Sequence[str], vector: np.ndarray) -> list[tuple[str, float]]:
+        """(chunk id, cosine similarity to `vector`) for the given chunks (unknown ids are skipped)."""
+        q = np.asarray(vector, dtype=np.float32)
+        q = q / max(float(np.linalg.norm(q)), 1e-12)
+        return [(i, float(v @ q)) for i, v in self.vectors(ids).items()]
 
     def close(self) -> None:
         """Release the folder (needed before the index generation is swapped or deleted)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -79,6 +80,7 @@ class ScoredChunk:
     chunk: Chunk
     score: float  # fused score (higher is better)
     similarity: float  # cosine similarity to the query, from the dense retriever
+    lexical: float = 0.0  # BM25 score for the query (0 when BM25 did not find it)
 
 
 @dataclass(frozen=True)
@@ -112,8 +114,60 @@ class Triage:
 
 
 @dataclass(frozen=True)
+class Statement:
+    """One cited statement: a verbatim unit of chunk `n`, and how it is shown.
+
+    `text` is exactly as it stands in the chunk (what the check and the page's highlight
+    look for); `prefix` is an attribution the composer adds ("Natalie Niemczyk, DPT: ").
+    """
+
+    text: str
+    n: int
+    prefix: str = ""
+    style: Literal["bullet", "step", "paragraph"] = "bullet"
+
+    def line(self) -> str:
+        body = self.text[2:] if self.style == "bullet" and self.text.startswith("- ") else self.text
+        shown = f"{self.prefix}{body} [{self.n}]"
+        if self.style == "bullet":
+            return f"- {shown}"
+        if self.style == "paragraph":
+            return f"\n{shown}"
+        return shown
+
+
+@dataclass(frozen=True)
+class Block:
+    """A lead line ("Likely causes, from the sources:", "**Bird Dog**") and its statements."""
+
+    lead: str
+    statements: tuple[Statement, ...] = ()
+
+    def lines(self) -> list[str]:
+        return ([self.lead] if self.lead else []) + [s.line() for s in self.statements]
+
+
+def render_text(
+    *, referral: str = "", why: str = "", notice: str = "", blocks: Sequence[Block] = (), disclaimer: str = ""
+) -> str:
+    """The answer as text (CLI, JSON `answer`), rendered from its fields."""
+    head = "\n".join(x for x in (referral.strip(), why) if x)
+    parts = [head] if head else []
+    if notice:
+        parts.append(notice)
+    parts += ["\n".join(b.lines()) for b in blocks if b.lines()]
+    if disclaimer:
+        parts.append(disclaimer)
+    return "\n\n".join(parts)
+
+
+@dataclass(frozen=True)
 class Answer:
-    """What `Assistant.ask` returns; `to_dict` is the JSON contract of `ask --json`."""
+    """What `Assistant.ask` returns; `to_dict` is the JSON contract of `ask --json`.
+
+    The parts (`referral`, `why`, `notice`, `blocks`, `disclaimer`) are what the page, the
+    check and the evals read; `answer` is the text rendered from them.
+    """
 
     message: str
     triage: Triage
@@ -121,6 +175,30 @@ class Answer:
     citations: list[Citation]
     timings_ms: dict[str, float]
     covered: bool = True  # False when the knowledge base had nothing relevant
+    why: str = ""  # "Why: ..." line under a see-a-PT referral
+    notice: str = ""  # text with no citation: the "not covered" reply, a referral-only reply
+    blocks: tuple[Block, ...] = ()
+    disclaimer: str = ""
+    missing: tuple[str, ...] = ()  # not covered: the question's words the sources never use
+    nearest_topic: str | None = None  # not covered: the closest section the sources do have
+    follow_up: bool = False  # resolved against the conversation's topic
+
+    @property
+    def referral(self) -> str:
+        return self.triage.referral
+
+    @property
+    def lead(self) -> str:
+        return self.blocks[0].lead if self.blocks else ""
+
+    @property
+    def statements(self) -> list[Statement]:
+        return [s for b in self.blocks for s in b.statements]
+
+    @property
+    def units(self) -> list[tuple[str, int]]:
+        """(statement, citation n) pairs, in the order shown."""
+        return [(s.text, s.n) for s in self.statements]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -130,4 +208,9 @@ class Answer:
             "citations": [asdict(c) for c in self.citations],
             "timings_ms": dict(self.timings_ms),
             "covered": self.covered,
+            "lead": self.lead,
+            "statements": [{"text": s.text, "n": s.n, "prefix": s.prefix} for s in self.statements],
+            "missing": list(self.missing),
+            "nearest_topic": self.nearest_topic,
+            "follow_up": self.follow_up,
         }

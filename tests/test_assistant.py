@@ -8,7 +8,7 @@ import pytest
 
 from assistant.compose import CITATION, DISCLAIMER, Intent, check_citations, detect_intent
 from assistant.errors import InputError
-from assistant.types import Citation, TriageLevel
+from assistant.types import Block, Citation, Statement, TriageLevel, render_text
 from tests.test_retrieval import QUESTIONS
 
 PROSE = [
@@ -33,7 +33,7 @@ def test_every_citation_resolves_and_contains_its_sentence(bot, question: str) -
     answer = bot.ask(question)
     numbers = {int(n) for n in CITATION.findall(answer.answer)}
     assert numbers == {c.n for c in answer.citations}, "every [n] has an entry and vice versa"
-    assert check_citations(answer.answer, answer.citations) == []
+    assert check_citations(answer.blocks, answer.citations, answer.answer) == []
     chunk_ids = {c.chunk_id for c in answer.citations}
     assert chunk_ids <= {c.id for c in bot.retriever.chunks}
     for c in answer.citations:
@@ -101,7 +101,8 @@ def test_uncovered_question_says_so_without_citations(bot) -> None:
     answer = bot.ask("how do I bake sourdough bread?")
     assert not answer.covered
     assert answer.citations == [] and not CITATION.search(answer.answer)
-    assert "doesn't cover" in answer.answer
+    assert "“sourdough”" in answer.answer and "sourdough" in answer.missing
+    assert "They cover:" in answer.answer and "When to See a Physical Therapist" in answer.answer
 
 
 def test_timings_are_reported(bot) -> None:
@@ -144,17 +145,31 @@ def test_intent_detection(question: str, intent: Intent) -> None:
 
 def test_check_citations_catches_bad_markers_and_unsupported_text() -> None:
     cite = Citation(1, "x", "Doc", "Sec", [], "Walk slowly for five minutes.")
-    assert check_citations("- Walk slowly for five minutes. [1]", [cite]) == []
-    assert check_citations("- Walk slowly. [2]", [cite]) == ["[2] has no citation entry"]
-    assert check_citations("- Run fast for an hour. [1]", [cite])
+
+    def block(text: str, n: int) -> list[Block]:
+        return [Block("", (Statement(text, n),))]
+
+    assert check_citations(block("Walk slowly for five minutes.", 1), [cite]) == []
+    assert check_citations(block("Walk slowly.", 2), [cite]) == ["[2] has no citation entry"]
+    assert check_citations(block("Run fast for an hour.", 1), [cite])
+    assert check_citations([], [cite], "see [3]") == ["[3] has no citation entry"]
 
 
-def test_warm_up_embeds_sentences_and_vocabulary_once(bot) -> None:
+def test_answer_text_is_rendered_from_its_fields(bot) -> None:
+    answer = bot.ask("how can I prevent back pain on the treadmill?")
+    assert answer.lead == "What you can do:" and answer.units
+    for statement, n in answer.units:
+        assert statement in answer.citations[n - 1].text
+    rendered = render_text(blocks=answer.blocks, disclaimer=answer.disclaimer)
+    assert answer.answer == rendered
+    data = answer.to_dict()
+    assert {"message", "triage", "answer", "citations", "timings_ms", "covered"} <= set(data)
+    assert data["statements"][0]["n"] == 1
+
+
+def test_warm_up_embeds_every_sentence_once(bot) -> None:
     bot.warm_up()
     assert all(c.id in bot.composer._cache for c in bot.retriever.chunks)
-    coverage = bot.retriever._coverage
-    assert coverage is not None and coverage._vectors is not None
-    assert coverage._vectors.shape[0] == len(coverage._vocab_list)
 
 
 # -- the guardrail inside the pipeline: the level decides the reply's shape ---------------------
@@ -183,8 +198,8 @@ def test_see_pt_reply_leads_with_the_referral_and_the_articles_criterion(bot) ->
     assert answer.triage.level is TriageLevel.SEE_PT
     assert answer.answer.startswith(answer.triage.referral.strip())
     assert answer.citations[0].section == "When to See a Physical Therapist"
-    assert "From the article:" in answer.answer
-    assert check_citations(answer.answer, answer.citations) == []
+    assert "From the sources:" in answer.answer and answer.why.startswith("Why: ")
+    assert check_citations(answer.blocks, answer.citations, answer.answer) == []
 
 
 def test_out_of_scope_requests_get_a_refusal_without_sources(bot) -> None:

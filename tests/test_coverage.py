@@ -1,61 +1,102 @@
-"""The "not covered" signal: questions about things the knowledge base never mentions."""
+"""Reading messages as people type them, and "not covered" decided from evidence, not vocabulary."""
 
 from __future__ import annotations
 
 import pytest
 
-from assistant.coverage import TermCoverage, _edits_le
+from assistant.coverage import CoverageModel, Evidence, QueryReader, rarity
 
+# In-domain questions the article does not answer: the evidence says so.
 NOT_COVERED = [
     "should I wear a knee brace on the treadmill?",
     "what mattress is best for back pain?",
-    "does yoga help with sciatica?",
     "is a foam roller good for my lower back?",
-    "how much water should I drink during a treadmill workout?",
+    "should i use heat or ice after my walk?",
     "write a python function that sorts a list",
 ]
-COVERED_SHORT = ["what is tech neck", "whats 12 3 30", "what is the posterior chain?", "how many rows per side"]
-COVERED_VARIANTS = [
-    "glute brige reps?",  # typo
-    "how do i do a bird dgo excercise",  # transposition and typo
-    "scapula pushup reps",  # prefix and keyword
-    "is it ok to hold onto the handrails?",  # curated keyword
+# Covered questions with words the article never uses: unknown words must not decide alone.
+COVERED_IN_OTHER_WORDS = [
+    "bird dog steps pls",
+    "glute brige reps?",
+    "how do i do a bird dgo excercise",
+    "treadmil postrue tips",
+    "is it ok to hold onto the handrails?",
+    "my traps ache after incline walking lol, why?",
+    "12 3 30 workout??",
+    "what is tech neck",
 ]
 
 
 @pytest.fixture(scope="module")
-def coverage(bot) -> TermCoverage:
-    assert bot.retriever._coverage is not None
-    return bot.retriever._coverage
+def reader(bot) -> QueryReader:
+    return bot.retriever.reader
 
 
 @pytest.mark.parametrize("question", NOT_COVERED)
-def test_questions_about_unknown_things_are_not_covered(bot, coverage, question) -> None:
-    assert coverage.unknown_terms(question)
-    assert bot.retriever.search(question) == []
+def test_uncovered_questions_get_an_honest_reply(bot, question) -> None:
     answer = bot.ask(question)
-    assert not answer.covered
+    assert not answer.covered and answer.citations == []
     if answer.triage.level == "self_care":
-        assert "doesn't cover" in answer.answer and answer.citations == []
-        assert all(f"“{t}”" in answer.answer for t in coverage.unknown_terms(question)[:3])
+        assert "They cover:" in answer.answer
+        assert "“pls”" not in answer.answer
 
 
-@pytest.mark.parametrize("question", COVERED_SHORT + COVERED_VARIANTS)
-def test_known_words_in_other_forms_are_covered(bot, coverage, question) -> None:
-    assert coverage.unknown_terms(question) == []
-    assert bot.retriever.search(question)
-
-
-def test_generic_words_never_count() -> None:
-    from assistant.coverage import GENERIC
-
-    assert {"ok", "best", "should", "does"} <= GENERIC
+@pytest.mark.parametrize("question", COVERED_IN_OTHER_WORDS)
+def test_covered_questions_in_other_words_are_answered(bot, question) -> None:
+    answer = bot.ask(question)
+    assert answer.covered and answer.citations, answer.answer
 
 
 @pytest.mark.parametrize(
-    ("a", "b", "limit", "expected"),
-    [("dgo", "dog", 1, True), ("brige", "bridge", 1, True), ("treadmil", "treadmill", 2, True),
-     ("brace", "bridge", 2, False), ("yoga", "you", 1, False)],
+    ("typed", "read"),
+    [("tredmill", "treadmill"), ("postrue", "posture"), ("brige", "bridge"), ("excercise", "exercise")],
 )
-def test_edit_distance(a, b, limit, expected) -> None:
-    assert _edits_le(a, b, limit) is expected
+def test_misspellings_are_corrected_against_the_knowledge_base(reader, typed, read) -> None:
+    assert reader.correct(typed) == read
+
+
+@pytest.mark.parametrize("word", ["brace", "week", "sister", "yoga", "netflix"])
+def test_real_words_are_never_corrected(reader, word) -> None:
+    assert reader.correct(word) == word
+
+
+def test_shorthand_is_dropped_or_expanded_and_everyday_words_get_companions(reader) -> None:
+    read = reader.read("bird dog steps pls lol")
+    assert "pls" not in read.text and "lol" not in read.text
+    assert "please" in read.text
+    read = reader.read("my traps hurt and my belly is weak")
+    assert "upper back" in read.search and "core" in read.search
+    assert all(t.known for t in read.terms if t.typed in ("traps", "belly"))
+
+
+def test_only_rare_words_are_named_as_missing(reader) -> None:
+    read = reader.read("my sister says a knee brace helps her every week, goal is netflix later")
+    assert "brace" in read.missing()
+    assert not {"sister", "week", "goal", "says"} & set(read.missing())
+    assert rarity("brace") > rarity("week")
+
+
+def test_named_conditions_point_to_who_can_help(bot) -> None:
+    answer = bot.ask("can walking on an incline help my spinal stenosis?")
+    assert not answer.covered
+    assert "spinal stenosis" in answer.answer and "doctor or physical therapist" in answer.answer
+
+
+def test_not_covered_reply_offers_the_nearest_topic(bot) -> None:
+    answer = bot.ask("how long should I hold a side plank?")
+    if not answer.covered:
+        assert answer.nearest_topic and f"“{answer.nearest_topic}”" in answer.answer
+
+
+def test_unknown_words_alone_never_decide() -> None:
+    """Strong passage evidence outweighs an unknown rare word, with the fitted weights."""
+    model = CoverageModel.load()
+    common = {"known": 0.7, "unknown_rarity": 0.6, "like_uncovered": 0.5}
+    strong = Evidence(dense=0.7, sentence=0.75, lexical=1.5, matched=0.8, like_covered=0.8, **common)
+    weak = Evidence(dense=0.2, sentence=0.25, lexical=0.0, matched=0.2, like_covered=0.4, **common)
+    assert model.covered(strong) and not model.covered(weak)
+
+
+def test_the_model_file_records_how_it_was_fitted() -> None:
+    model = CoverageModel.load()
+    assert "dev_cases" in model.info and model.info["how"].startswith("python -m assistant.coverage_tuning")

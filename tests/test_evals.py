@@ -247,3 +247,23 @@ def test_quick_run_is_deterministic(quick_systems: list, quick_report: Report) -
     for m in first.metrics:
         if m.kind != "latency":
             assert second.metric(m.name).values == m.values, m.name
+
+
+def test_blind_suite_is_skipped_with_a_message_when_its_folder_is_absent(tmp_path) -> None:
+    from evals.suites import blind
+
+    result = blind.run([], data=tmp_path / "nowhere")
+    assert result.metrics == [] and result.description.startswith("skipped:")
+    assert "absent" in result.description
+
+
+def test_own_questions_split_dev_test_by_a_stable_hash() -> None:
+    from assistant.coverage_tuning import labelled_questions, split_of
+
+    cases = labelled_questions()
+    assert split_of("qc-001") == split_of("qc-001")
+    dev = [c for c in cases if c.split == "dev"]
+    assert 0.35 < len(dev) / len(cases) < 0.65
+    assert sum(not c.covered for c in dev) >= 30  # in-domain uncovered questions to fit on
+    styles = {c.style for c in cases if c.source == "covered"}
+    assert len(styles) >= 6

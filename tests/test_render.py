@@ -7,7 +7,7 @@ import re
 import pytest
 
 from assistant import render
-from assistant.types import Answer, Citation, Triage, TriageLevel
+from assistant.types import Answer, Block, Citation, Statement, Triage, TriageLevel, render_text
 
 CHUNK = (
     "## Causes\n\n"
@@ -24,24 +24,44 @@ CITATION = Citation(
     experts=["Natalie Niemczyk, DPT"],
     text=CHUNK,
 )
-ANSWER_TEXT = (
-    "Likely causes, from the sources:\n"
-    "- Walking with poor posture puts pressure on your spine. [1]\n"
-    "- Natalie Niemczyk, DPT: Poor posture causes a lot of that force to be applied on the low back. [1]\n\n"
-    "_This is general guidance from the sources cited, not a diagnosis._"
+DISCLAIMER = "_This is general guidance from the sources cited, not a diagnosis._"
+BLOCKS = (
+    Block(
+        "Likely causes, from the sources:",
+        (
+            Statement("Walking with poor posture puts pressure on your spine.", 1),
+            Statement(
+                "Poor posture causes a lot of that force to be applied on the low back.", 1,
+                prefix="Natalie Niemczyk, DPT: ",
+            ),
+        ),
+    ),
 )
+ANSWER_TEXT = render_text(blocks=BLOCKS, disclaimer=DISCLAIMER)
 REFERRAL = "Call your local emergency number now."
 
 
-def answer(level: TriageLevel = TriageLevel.SELF_CARE, text: str = ANSWER_TEXT, **kw) -> Answer:
+def answer(level: TriageLevel = TriageLevel.SELF_CARE, notice: str | None = None, **kw) -> Answer:
+    """An answer built from fields, as `Assistant.ask` builds them; `notice` replaces the advice."""
     referral = kw.pop("referral", REFERRAL if level is not TriageLevel.SELF_CARE else "")
     citations = kw.pop("citations", [CITATION])
+    blocks = kw.pop("blocks", () if notice is not None else BLOCKS)
+    why = kw.pop("why", "")
+    disclaimer = "" if notice is not None and not blocks else DISCLAIMER
+    text = render_text(
+        referral=referral if level is TriageLevel.SEE_PT else "", why=why, notice=notice or "",
+        blocks=blocks, disclaimer=disclaimer,
+    )
     return Answer(
         message="q",
         triage=Triage(level, kw.pop("reasons", []), referral),
         answer=text,
         citations=citations,
         timings_ms={},
+        why=why,
+        notice=notice or "",
+        blocks=blocks,
+        disclaimer=disclaimer,
     )
 
 
@@ -91,8 +111,10 @@ def test_triage_banner_says_it_in_words_and_roles(
 
 
 def test_see_pt_card_carries_the_reason() -> None:
-    text = f"{REFERRAL}\nWhy: pain for <3> weeks.\nFrom the article:\n- Walking with poor posture puts pressure on your spine. [1]"
-    msg = render.answer_message(answer(TriageLevel.SEE_PT, text), 1)
+    blocks = (Block("From the article:", (Statement("Walking with poor posture puts pressure on your spine.", 1),)),)
+    a = answer(TriageLevel.SEE_PT, why="Why: pain for <3> weeks.", blocks=blocks)
+    assert a.answer.startswith(f"{REFERRAL}\nWhy: pain for <3> weeks.")
+    msg = render.answer_message(a, 1)
     top, _, rest = msg.partition("\n\n")
     assert "Why: pain for &lt;3&gt; weeks." in top
     assert "Why:" not in rest and "From the article:" in rest
@@ -109,7 +131,7 @@ def test_stream_puts_the_banner_first_and_ends_with_the_whole_message() -> None:
 
 
 def test_cited_statements_are_found_in_their_chunk_even_with_attribution() -> None:
-    spans = render.cited_spans(ANSWER_TEXT, [CITATION])[1]
+    spans = render.cited_spans(answer())[1]
     found = [CHUNK[a:b] for a, b in spans]
     assert found == [
         "Walking with poor posture puts pressure on your spine.",
@@ -118,7 +140,7 @@ def test_cited_statements_are_found_in_their_chunk_even_with_attribution() -> No
 
 
 def test_passage_is_escaped_highlighted_and_without_its_heading() -> None:
-    spans = render.cited_spans(ANSWER_TEXT, [CITATION])[1]
+    spans = render.cited_spans(answer())[1]
     html = render.highlight(CHUNK, spans)
     assert "## Causes" not in html
     assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html

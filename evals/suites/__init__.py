@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evals.results import SuiteResult
-from evals.suites import answers, blind_triage, conversation, retrieval, safety, triage
+from evals.suites import answers, blind, blind_triage, conversation, questions, retrieval, safety, triage
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,8 @@ SUITES: dict[str, Suite] = {
     "safety": Suite("safety", safety.run, False),
     "conversation": Suite("conversation", conversation.run, False),
     "blind_triage": Suite("blind_triage", blind_triage.run, False),
+    "questions": Suite("questions", questions.run, True),
+    "blind": Suite("blind", blind.run, True),
 }
 QUICK = ("retrieval", "answers")
 

@@ -1,0 +1,243 @@
+"""Fitting the "not covered" model on the dev split of the project's own questions.
+
+`python -m assistant.coverage_tuning fit` reads labelled questions (covered and in-domain
+uncovered ones, see `labelled_questions`), keeps the dev split (a SHA-256 hash of each
+id decides, so the split never changes), computes each question's evidence with the
+real assistant, fits a logistic regression (scikit-learn) and writes its weights to
+`rules/coverage_model.yaml`. `... report` scores a split without fitting. Nothing in
+`../shared/evalsets/` is ever read here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from assistant.config import PROJECT_ROOT
+from assistant.coverage import EXAMPLES_FILE, FEATURES, MODEL_FILE, CoverageModel
+
+QUESTIONS_DIR = PROJECT_ROOT / "evals" / "data" / "questions"
+ANSWERS_FILE = PROJECT_ROOT / "evals" / "data" / "answers.jsonl"
+RETRIEVAL_FILE = PROJECT_ROOT / "evals" / "data" / "retrieval.jsonl"
+
+
+def split_of(case_id: str) -> str:
+    """'dev' or 'test', from a SHA-256 hash of the id (stable across runs and machines)."""
+    return "dev" if int(hashlib.sha256(case_id.encode()).hexdigest()[:8], 16) % 2 == 0 else "test"
+
+
+@dataclass(frozen=True)
+class Labelled:
+    id: str
+    question: str
+    covered: bool
+    style: str = ""
+    expect_any: tuple[str, ...] = ()
+    source: str = ""
+
+    @property
+    def split(self) -> str:
+        return split_of(self.id)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _text(row: dict[str, Any]) -> str:
+    return str(row.get("question") or row.get("message") or row.get("user_input") or "")
+
+
+def labelled_questions(questions_dir: Path = QUESTIONS_DIR) -> list[Labelled]:
+    """The project's own single-turn questions with a covered / not covered label.
+
+    `evals/data/questions/covered.jsonl` and `uncovered.jsonl` when they exist, plus the
+    answers and retrieval sets (every retrieval question is answered by the article).
+    """
+    out: list[Labelled] = []
+    for row in _read_jsonl(questions_dir / "covered.jsonl"):
+        out.append(
+            Labelled(
+                str(row["id"]),
+                _text(row),
+                True,
+                str(row.get("style", "")),
+                tuple(row.get("expect_any") or ()),
+                "covered",
+            )
+        )
+    for row in _read_jsonl(questions_dir / "uncovered.jsonl"):
+        out.append(
+            Labelled(str(row["id"]), _text(row), False, str(row.get("style", "uncovered")), (), "uncovered")
+        )
+    for row in _read_jsonl(ANSWERS_FILE):
+        out.append(
+            Labelled(str(row["id"]), _text(row), bool(row.get("covered", True)), "answers", (), "answers")
+        )
+    for row in _read_jsonl(RETRIEVAL_FILE):
+        out.append(
+            Labelled(
+                str(row["id"]),
+                _text(row),
+                True,
+                "retrieval",
+                tuple(row.get("reference_contexts") or ()),
+                "retrieval",
+            )
+        )
+    return [q for q in out if q.question.strip()]
+
+
+def evidence_matrix(bot: Any, cases: Sequence[Labelled], examples: Sequence[Labelled]) -> np.ndarray:
+    """Each case's evidence features (rows in `cases` order, columns in `FEATURES` order).
+
+    The likeness features compare each case with the `examples` (the dev questions) other
+    than itself, so a dev question is never judged by its own label.
+    """
+    from dataclasses import replace
+
+    from assistant.text import plain_text
+
+    ex_vecs = bot.embedder.encode([e.question for e in examples])
+    ex_cov = np.array([e.covered for e in examples])
+    ex_ids = [e.id for e in examples]
+    rows = []
+    for case in cases:
+        text = plain_text(case.question)
+        vec = bot.embedder.encode_one(text)
+        got = bot.retrieve(text, vec)
+        read_vec = bot.embedder.encode_one(got.read.text) if got.read.changed else vec
+        sims = ex_vecs @ read_vec
+        mask = np.array([i != case.id for i in ex_ids])
+        unc = sims[mask & ~ex_cov]
+        cov = sims[mask & ex_cov]
+        ev = replace(
+            got.evidence,
+            like_uncovered=float(unc.max()) if len(unc) else 0.0,
+            like_covered=float(cov.max()) if len(cov) else 0.0,
+        )
+        rows.append(ev.vector())
+    return np.asarray(rows, dtype=float)
+
+
+def fit(
+    x: np.ndarray, y: np.ndarray, info: dict[str, Any] | None = None, min_answered: float = 0.97
+) -> CoverageModel:
+    """Logistic regression on standardised features; the threshold maximises balanced accuracy
+    among those answering at least `min_answered` of the covered dev questions.
+
+    `class_weight="balanced"` because covered questions outnumber uncovered ones; C=1
+    (scikit-learn's default) keeps the five weights modest on a few hundred questions.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    z = (x - mean) / scale
+    lr = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(z, y)
+    # The threshold is chosen on 5-fold cross-validated probabilities: in-sample ones are
+    # over-confident and would set it too high for questions the model has not seen.
+    from sklearn.model_selection import cross_val_predict
+
+    p = cross_val_predict(
+        LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000), z, y, cv=5, method="predict_proba"
+    )[:, 1]
+    best_t, best = 0.02, -1.0
+    for t in np.linspace(0.02, 0.8, 79):
+        pred = p >= t
+        tpr = (pred & (y == 1)).sum() / max((y == 1).sum(), 1)
+        tnr = (~pred & (y == 0)).sum() / max((y == 0).sum(), 1)
+        if tpr >= min_answered and (tpr + tnr) / 2 > best + 1e-9:
+            best_t, best = float(t), float((tpr + tnr) / 2)
+    return CoverageModel(
+        weights={f: round(float(w), 4) for f, w in zip(FEATURES, lr.coef_[0], strict=True)},
+        intercept=round(float(lr.intercept_[0]), 4),
+        mean={f: round(float(v), 4) for f, v in zip(FEATURES, mean, strict=True)},
+        scale={f: round(float(v), 4) for f, v in zip(FEATURES, scale, strict=True)},
+        threshold=round(best_t, 3),
+        info={**(info or {}), "dev_balanced_accuracy": round(best, 3), "min_answered": min_answered},
+    )
+
+
+def scores(model: CoverageModel, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    from assistant.coverage import Evidence
+
+    pred = np.array([model.covered(Evidence(*row)) for row in x])
+    return {
+        "n": int(len(y)),
+        "covered_answered": round(float(pred[y == 1].mean()), 3) if (y == 1).any() else float("nan"),
+        "uncovered_declined": round(float((~pred[y == 0]).mean()), 3) if (y == 0).any() else float("nan"),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from assistant import Assistant
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = args[0] if args else "report"
+    bot = Assistant.from_settings(warm=True)
+    cases = labelled_questions()
+    dev = [c for c in cases if c.split == "dev"]
+    test = [c for c in cases if c.split == "test"]
+    y_dev = np.array([c.covered for c in dev], dtype=int)
+    y_test = np.array([c.covered for c in test], dtype=int)
+    x_dev, x_test = evidence_matrix(bot, dev, dev), evidence_matrix(bot, test, dev)
+    model = bot.coverage
+    if command == "fit":
+        model = fit(
+            x_dev,
+            y_dev,
+            {
+                "fitted": time.strftime("%Y-%m-%d", time.gmtime()),
+                "data": sorted({c.source for c in dev}),
+                "dev_cases": len(dev),
+                "dev_uncovered": int((y_dev == 0).sum()),
+                "how": "python -m assistant.coverage_tuning fit (dev split only)",
+            },
+        )
+        header = (
+            "# Written by `python -m assistant.coverage_tuning fit`: a logistic regression over the\n"
+            "# evidence features, fitted on the dev split of the project's own questions. Do not edit\n"
+            "# by hand; refit instead.\n"
+        )
+        MODEL_FILE.write_text(header + yaml.safe_dump(model.to_dict(), sort_keys=False), encoding="utf-8")
+        EXAMPLES_FILE.write_text(
+            "# Written by `python -m assistant.coverage_tuning fit`: the dev-split questions the\n"
+            "# coverage model compares new questions with (its like_covered / like_uncovered features).\n"
+            + yaml.safe_dump(
+                {
+                    "covered": sorted({c.question for c in dev if c.covered}),
+                    "uncovered": sorted({c.question for c in dev if not c.covered}),
+                },
+                sort_keys=False,
+                allow_unicode=True,
+                width=200,
+            ),
+            encoding="utf-8",
+        )
+    print(
+        json.dumps(
+            {
+                "model": model.to_dict(),
+                "dev": scores(model, x_dev, y_dev),
+                "test": scores(model, x_test, y_test),
+            },
+            indent=1,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
