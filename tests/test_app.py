@@ -150,7 +150,7 @@ def test_ask_endpoint_hides_internal_errors(flaky_client) -> None:
 
 
 def test_too_long_chat_message_is_refused_with_the_limit(client, settings) -> None:
-    long = "my back hurts " * (settings.max_message_chars // 10)
+    long = "how should I hold my arms on the treadmill " * (settings.max_message_chars // 30)
     box, messages, _, notice = client.predict(long, api_name="/chat")
     assert box == long  # given back to shorten
     assert f"the limit is {settings.max_message_chars:,}" in notice

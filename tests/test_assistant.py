@@ -98,10 +98,10 @@ def test_expert_advice_is_attributed(bot) -> None:
 
 
 def test_uncovered_question_says_so_without_citations(bot) -> None:
-    answer = bot.ask("how do I bake sourdough bread?")
+    answer = bot.ask("is an inversion table good for my back?")
     assert not answer.covered
     assert answer.citations == [] and not CITATION.search(answer.answer)
-    assert "“sourdough”" in answer.answer and "sourdough" in answer.missing
+    assert "“inversion”" in answer.answer and "inversion" in answer.missing
     assert "They cover:" in answer.answer and "When to See a Physical Therapist" in answer.answer
 
 
@@ -246,3 +246,11 @@ def test_a_message_in_another_language_gets_a_reply_in_it(bot) -> None:
     assert answer.triage.language == "es"
     assert answer.triage.level in (TriageLevel.SELF_CARE, TriageLevel.OUT_OF_SCOPE)
     assert "inglés" in answer.answer and answer.citations == []
+
+
+def test_off_topic_requests_are_refused_by_triage_with_the_emergency_line(bot) -> None:
+    from assistant.errors import EMERGENCY_NOTE
+
+    answer = bot.ask("how do I bake sourdough bread?")
+    assert answer.triage.level is TriageLevel.OUT_OF_SCOPE
+    assert answer.citations == [] and EMERGENCY_NOTE in answer.answer

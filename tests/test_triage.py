@@ -104,11 +104,13 @@ def test_held_out_test_split_recall_and_false_alarms(test_split: dict) -> None:
     print(json.dumps(test_split, indent=1))
     # Gates sit a little below today's figures (README.md, "The guardrail"): they catch a
     # regression; the goals (emergency >= 0.97 at <= 5% false alarms) are not met yet.
+    # Out-of-scope is low on purpose: refusing an on-topic question costs more than answering an
+    # off-topic one, which retrieval then declines as "not covered".
     assert test_split["recall_emergency"] >= 0.85
     assert test_split["recall_urgent_or_higher"] >= 0.90
     assert test_split["recall_see_pt_or_higher"] >= 0.85
     assert test_split["false_alarms_negatives"] <= 0.22
-    assert test_split["out_of_scope_recognised"] >= 0.80
+    assert test_split["out_of_scope_recognised"] >= 0.50
 
 
 def test_the_thresholds_served_are_the_ones_dev_chooses(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.triage.corpus import FORBIDDEN, NONE, OFF_TOPIC
+from assistant.triage.corpus import FORBIDDEN, OFF_TOPIC
 from assistant.triage.model import Thresholds
 from assistant.triage.patterns import PatternHit
 from assistant.triage.policy import ESCALATING, SignPolicy, TriagePolicy

@@ -71,6 +71,12 @@ class CostPolicy(_Model):
         description="Cost of under-triaging a message of this level by one or more levels."
     )
     false_alarm: float = Field(gt=0, description="Cost of escalating a message with no sign.")
+    refused_in_scope: float = Field(
+        gt=0, description="Cost of calling an on-topic message out of scope (it gets no answer)."
+    )
+    missed_out_of_scope: float = Field(
+        gt=0, description="Cost of answering an out-of-scope message (retrieval then says 'not covered')."
+    )
     false_alarm_budget: float = Field(
         ge=0, le=1, description="Largest share of dev negatives the chosen thresholds may escalate."
     )

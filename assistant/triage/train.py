@@ -140,7 +140,11 @@ def cost(expected: TriageLevel, got: Triage, policy: TriagePolicy) -> float:
         return policy.costs.missed[expected]
     if g > e:
         return policy.costs.false_alarm * (g - e)
-    return float((expected is TriageLevel.OUT_OF_SCOPE) != (got.level is TriageLevel.OUT_OF_SCOPE))
+    if expected is TriageLevel.OUT_OF_SCOPE and got.level is not TriageLevel.OUT_OF_SCOPE:
+        return policy.costs.missed_out_of_scope
+    if expected is not TriageLevel.OUT_OF_SCOPE and got.level is TriageLevel.OUT_OF_SCOPE:
+        return policy.costs.refused_in_scope
+    return 0.0
 
 
 def tune_thresholds(
