@@ -1,7 +1,8 @@
 """The learned sign classifier: which warning sign, if any, a unit of text carries.
 
 Features are the sentence embedding (meaning, English) next to character n-grams (typos,
-other languages, word pieces) and word n-grams ("no fever" is not "fever"), read by one
+other languages, word pieces; the words a negation governs left out) and word n-grams with
+negation, hypothetical and historical marking ("no fever" is not "fever"), read by one
 multinomial logistic regression. Units that carry a sign weigh more in training, by
 level, so a missed emergency costs more than a false alarm. A second, small regression
 says whether the sign is about the writer or about someone else.
@@ -66,6 +67,26 @@ class ContextMarker:
                 [(tag, re.compile(rf"(?<!\w)(?:{cue})(?!\w)")) for tag, cue in self.contexts.items()],
             )
         return self._compiled
+
+    def without_negated(self, text: str) -> str:
+        """The text with the words a negation governs left out (the character n-grams' view:
+        "no lumps on my back" should not look like a lump)."""
+        from sklearn.feature_extraction.text import strip_accents_unicode
+
+        cue, stop, _ = self._patterns()
+        folded = strip_accents_unicode(text.lower().replace("'", "").replace("\u2019", ""))
+        out: list[str] = []
+        left = 0
+        for token in _TOKEN.findall(folded):
+            if not token[0].isalnum() or stop.match(token):
+                left = 0
+            elif cue.match(token):
+                left = self.window
+            elif left:
+                left -= 1
+                continue
+            out.append(token)
+        return " ".join(out)
 
     def __call__(self, text: str) -> str:
         from sklearn.feature_extraction.text import strip_accents_unicode
@@ -183,17 +204,18 @@ class TriageModel:
         from sklearn.linear_model import LogisticRegression
 
         params = params or policy.model
-        char = TfidfVectorizer(
-            analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True, strip_accents="unicode"
+        marker = ContextMarker(
+            params.negation_cues, params.negation_terminators, params.negation_window, params.context_cues
         )
-        word = TfidfVectorizer(
-            ngram_range=(1, 2),
+        char = TfidfVectorizer(
+            analyzer="char_wb",
+            ngram_range=(2, 5),
             min_df=2,
             sublinear_tf=True,
-            token_pattern=r"(?u)\b\w+\b",
-            preprocessor=ContextMarker(
-                params.negation_cues, params.negation_terminators, params.negation_window, params.context_cues
-            ),
+            preprocessor=marker.without_negated,
+        )
+        word = TfidfVectorizer(
+            ngram_range=(1, 2), min_df=2, sublinear_tf=True, token_pattern=r"(?u)\b\w+\b", preprocessor=marker
         )
         char.fit(data.texts)
         word.fit(data.texts)
