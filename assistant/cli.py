@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from assistant.types import Answer
 
 
+log = logging.getLogger(__name__)
+
+
 def _settings() -> Settings:
     settings = Settings.load()
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
@@ -117,6 +120,9 @@ def _batch_lines(stream: TextIO) -> Iterator[tuple[Any, dict[str, Any] | None, s
         except json.JSONDecodeError as exc:
             yield lineno, None, f"line {lineno} is not valid JSON ({exc.msg})"
             continue
+        except RecursionError:
+            yield lineno, None, f"line {lineno} is nested too deeply to read"
+            continue
         if not isinstance(req, dict):
             yield lineno, None, f"line {lineno} must be a JSON object"
             continue
@@ -139,7 +145,7 @@ def _batch_lines(stream: TextIO) -> Iterator[tuple[Any, dict[str, Any] | None, s
 )
 @click.option(
     "--batch",
-    type=click.File("r", encoding="utf-8"),
+    type=click.File("r", encoding="utf-8", errors="replace"),
     help="Answer each line of a JSON Lines file ({id, message, history}); one JSON object per line.",
 )
 def ask(message: str | None, as_json: bool, batch: TextIO | None) -> None:
@@ -163,6 +169,9 @@ def ask(message: str | None, as_json: bool, batch: TextIO | None) -> None:
                     out = {"id": rid, **bot.ask(req["message"], req.get("history") or []).to_dict()}
                 except (InputError, ValueError) as exc:
                     out = {"id": rid, "error": with_emergency_note(str(exc))}
+                except Exception as exc:  # one bad line never ends the batch
+                    log.exception("batch line %r failed", rid)
+                    out = {"id": rid, "error": with_emergency_note(f"this line could not be answered ({exc})")}
             else:
                 out = {"id": rid, "error": with_emergency_note(error or "")}
             click.echo(json.dumps(out, ensure_ascii=False))

@@ -42,6 +42,8 @@ class Turn:
     def coerce(cls, value: Turn | dict[str, Any]) -> Turn:
         if isinstance(value, Turn):
             return value
+        if not isinstance(value, dict):
+            raise ValueError(f"each history entry must be an object {{role, content}}, got {type(value).__name__}")
         role = value.get("role")
         if role not in ("user", "assistant"):
             raise ValueError(f"history role must be 'user' or 'assistant', got {role!r}")

@@ -98,6 +98,26 @@ def test_batch_answers_each_line_in_order_and_reports_bad_lines(bot, runner, tmp
     assert "empty" in out[4]["error"]
 
 
+def test_a_batch_goes_on_past_malformed_history_deep_nesting_and_bad_bytes(bot, runner, tmp_path) -> None:
+    from assistant.errors import EMERGENCY_NOTE
+
+    batch = tmp_path / "batch.jsonl"
+    batch.write_bytes(
+        b'{"id": "h", "message": "hi", "history": ["hello"]}\n'
+        + b"[" * 100_000 + b"\n"
+        + b'{"id": "u", "message": "back \xff pain, how do I fix my posture?"}\n'
+        + b'{"id": "last", "message": "I can\'t feel my groin since this morning"}\n'
+    )
+    result = runner.invoke(cli, ["ask", "--json", "--batch", str(batch)])
+    assert result.exit_code == 0, result.output
+    out = [json.loads(ln) for ln in result.output.splitlines() if ln.strip()]
+    assert [o["id"] for o in out] == ["h", 2, "u", "last"]
+    assert "history entry" in out[0]["error"] and EMERGENCY_NOTE in out[0]["error"]
+    assert "nested too deeply" in out[1]["error"]
+    check_contract(out[2])
+    assert out[3]["triage"]["level"] == "emergency"
+
+
 @pytest.mark.parametrize("message", ["", "   ", "\u200b"])
 def test_empty_message_is_a_usage_error(runner, message) -> None:
     result = runner.invoke(cli, ["ask", message])
