@@ -171,7 +171,8 @@ def ask(message: str | None, as_json: bool, batch: TextIO | None) -> None:
                     out = {"id": rid, "error": with_emergency_note(str(exc))}
                 except Exception as exc:  # one bad line never ends the batch
                     log.exception("batch line %r failed", rid)
-                    out = {"id": rid, "error": with_emergency_note(f"this line could not be answered ({exc})")}
+                    error = f"this line could not be answered ({exc})"
+                    out = {"id": rid, "error": with_emergency_note(error)}
             else:
                 out = {"id": rid, "error": with_emergency_note(error or "")}
             click.echo(json.dumps(out, ensure_ascii=False))

@@ -43,7 +43,8 @@ class Turn:
         if isinstance(value, Turn):
             return value
         if not isinstance(value, dict):
-            raise ValueError(f"each history entry must be an object {{role, content}}, got {type(value).__name__}")
+            kind = type(value).__name__
+            raise ValueError(f"each history entry must be an object {{role, content}}, got {kind}")
         role = value.get("role")
         if role not in ("user", "assistant"):
             raise ValueError(f"history role must be 'user' or 'assistant', got {role!r}")
