@@ -141,6 +141,15 @@ class Thresholds:
     out_of_scope: float = 0.5
 
 
+@dataclass(frozen=True)
+class Scores:
+    """What the model says of each text it was given."""
+
+    proba: np.ndarray  # (texts, classes), columns follow TriageModel.classes
+    other: np.ndarray  # P(the text speaks of someone else)
+    scope: list[dict[str, float]]  # P(none / off_topic / forbidden), for whole messages
+
+
 @dataclass
 class TriageModel:
     """Vectorisers and classifiers, fitted together; `proba` scores units."""
@@ -158,31 +167,30 @@ class TriageModel:
 
     # -- scoring -----------------------------------------------------------------------
 
-    def features(self, texts: list[str], vectors: np.ndarray) -> sparse.csr_matrix:
-        char = self.char.transform(texts)  # type: ignore[attr-defined]
-        word = self.word.transform(texts)  # type: ignore[attr-defined]
+    def _parts(self, texts: list[str], vectors: np.ndarray) -> tuple[sparse.csr_matrix, ...]:
         dense = sparse.csr_matrix(np.asarray(vectors, dtype=np.float64) * self.embedding_weight)
-        return sparse.hstack([dense, char, word], format="csr")
+        return dense, self.char.transform(texts), self.word.transform(texts)  # type: ignore[attr-defined]
 
-    def proba(self, texts: list[str], vectors: np.ndarray) -> np.ndarray:
-        """(units, classes) probabilities; columns follow `self.classes`."""
+    def features(self, texts: list[str], vectors: np.ndarray) -> sparse.csr_matrix:
+        return sparse.hstack(self._parts(texts, vectors), format="csr")
+
+    def score(self, texts: list[str], vectors: np.ndarray) -> Scores:
+        """Every classifier on the same features, computed once: per-text sign probabilities,
+        P(about someone else), and scope probabilities (meant for a whole message)."""
         if not texts:
-            return np.zeros((0, len(self.classes)))
-        return self.classifier.predict_proba(self.features(texts, vectors))  # type: ignore[attr-defined]
-
-    def scope_proba(self, text: str, vector: np.ndarray) -> dict[str, float]:
-        """P(off_topic), P(forbidden) of a whole message (scope is a property of the message)."""
-        if self.scope is None:
-            return {}
-        row = self.scope.predict_proba(self.features([text], vector[None, :]))[0]  # type: ignore[attr-defined]
-        return {str(c): float(p) for c, p in zip(self.scope.classes_, row, strict=True)}  # type: ignore[attr-defined]
-
-    def other_person(self, texts: list[str]) -> np.ndarray:
-        """P(the unit speaks of someone else: "my husband can't feel...")."""
-        if self.subject is None or not texts:
-            return np.zeros(len(texts))
-        x = sparse.hstack([self.char.transform(texts), self.word.transform(texts)], format="csr")  # type: ignore[attr-defined]
-        return self.subject.predict_proba(x)[:, 1]  # type: ignore[attr-defined]
+            return Scores(np.zeros((0, len(self.classes))), np.zeros(0), [])
+        dense, char, word = self._parts(texts, vectors)
+        x = sparse.hstack([dense, char, word], format="csr")
+        proba = self.classifier.predict_proba(x)  # type: ignore[attr-defined]
+        other = np.zeros(len(texts))
+        if self.subject is not None:
+            other = self.subject.predict_proba(sparse.hstack([char, word], format="csr"))[:, 1]  # type: ignore[attr-defined]
+        scope: list[dict[str, float]] = []
+        if self.scope is not None:
+            rows = self.scope.predict_proba(x)  # type: ignore[attr-defined]
+            names = [str(c) for c in self.scope.classes_]  # type: ignore[attr-defined]
+            scope = [dict(zip(names, map(float, row), strict=True)) for row in rows]
+        return Scores(proba, other, scope)
 
     # -- training ----------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from assistant.types import Triage, Turn
 
 log = logging.getLogger(__name__)
 _CACHE_SIZE = 4096
+_EDGE = " \t\n.,;:!?\"'()[]"
 
 
 class EmbedderLike(Protocol):
@@ -109,14 +110,18 @@ class Triager:
         analysis.languages = [detect_language(t) for t in texts]
         if self.model is not None and self.embedder is not None:
             pieces = [u for i, t in enumerate(texts) for u in units(t, i)]
-            known = {texts[current]: message_vector} if message_vector is not None else {}
-            vectors = self._vectors([u.text for u in pieces], known)
+            whole = texts[current][:WHOLE_CHARS]
+            known: dict[str, np.ndarray | None] = {whole: message_vector}
+            for u in pieces:  # the message itself, bar its closing "?": its vector is known
+                if u.turn == current and u.text == texts[current].strip(_EDGE):
+                    known[u.text] = message_vector
+            names = [u.text for u in pieces] + [whole]
+            scores = self.model.score(names, self._vectors(names, known))
             analysis.units = pieces
             analysis.classes = self.model.classes
-            analysis.proba = self.model.proba([u.text for u in pieces], vectors)
-            analysis.other = self.model.other_person([u.text for u in pieces])
-            whole = texts[current][:WHOLE_CHARS]
-            analysis.scope = self.model.scope_proba(whole, self._vectors([whole], known)[0])
+            analysis.proba = scores.proba[:-1]
+            analysis.other = scores.other[:-1]
+            analysis.scope = scores.scope[-1] if scores.scope else {}
         return analysis
 
     # -- internals ---------------------------------------------------------------------
