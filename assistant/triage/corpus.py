@@ -21,7 +21,6 @@ from assistant.types import TriageLevel
 NONE = "none"
 OFF_TOPIC = "off_topic"
 FORBIDDEN = "forbidden"
-SCOPE_CLASSES = (OFF_TOPIC, FORBIDDEN)
 SPLITS = {"train": 0.70, "dev": 0.15, "test": 0.15}
 _OUT_OF_SCOPE_STYLES = {"forbidden_request": FORBIDDEN}
 

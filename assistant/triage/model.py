@@ -163,7 +163,6 @@ class TriageModel:
     scope: object | None = None  # message level: none / off_topic / forbidden
     thresholds: Thresholds = field(default_factory=Thresholds)
     fingerprint: str = ""
-    report: dict = field(default_factory=dict)
 
     # -- scoring -----------------------------------------------------------------------
 
