@@ -113,8 +113,9 @@ def decide(analysis: Analysis, policy: TriagePolicy, thresholds: Thresholds) -> 
         top.sort(key=lambda f: (f.method != "pattern", -f.score, len(f.quote)))
         lead = top[0]
         reasons = _reasons(found, current)
+        # the decisive finding speaks of someone else ("my husband can't feel his groin")
         referral = lead.sign.referral or (
-            policy.levels[level].referral_other if _about_someone_else(top) else policy.levels[level].referral
+            policy.levels[level].referral_other if lead.other else policy.levels[level].referral
         )
         language = analysis.languages[lead.turn] if analysis.languages else "en"
         translated = policy.levels[level].translations.get(language)
@@ -149,12 +150,6 @@ def decide(analysis: Analysis, policy: TriagePolicy, thresholds: Thresholds) -> 
 def scope_probability(analysis: Analysis) -> tuple[float, float]:
     """P(off-topic), P(forbidden request) of the current message, from the scope classifier."""
     return analysis.scope.get(OFF_TOPIC, 0.0), analysis.scope.get(FORBIDDEN, 0.0)
-
-
-def _about_someone_else(findings: list[Finding]) -> bool:
-    return any(f.other for f in findings) and not any(
-        f.method == "pattern" and not f.other for f in findings[:1]
-    )
 
 
 def _reasons(found: list[Finding], current: int) -> list[str]:

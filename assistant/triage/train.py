@@ -43,7 +43,7 @@ POSITIVE_STYLES = (
     "two_signs",
     "injection",
 )
-_CODE = ("corpus.py", "model.py", "segment.py", "train.py")
+_CODE = ("corpus.py", "decide.py", "model.py", "patterns.py", "segment.py", "train.py")  # what the model depends on
 
 
 # --------------------------------------------------------------------------- building
