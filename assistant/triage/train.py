@@ -43,7 +43,8 @@ POSITIVE_STYLES = (
     "two_signs",
     "injection",
 )
-_CODE = ("corpus.py", "decide.py", "model.py", "patterns.py", "segment.py", "train.py")  # what the model depends on
+# the modules whose code the trained model and its tuned thresholds depend on
+_CODE = ("corpus.py", "decide.py", "model.py", "patterns.py", "segment.py", "train.py")
 
 
 # --------------------------------------------------------------------------- building
