@@ -228,6 +228,17 @@ def test_patterns_work_without_a_model(policy: TriagePolicy) -> None:
     assert plain.assess("no numbness, just stiff").level == S
 
 
+def test_a_failing_model_leaves_the_backstop_standing(triager: Triager, monkeypatch) -> None:
+    assert triager.model is not None
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the model broke")
+
+    monkeypatch.setattr(triager.model, "score", broken)
+    assert triager.assess("I've wet myself twice today without noticing").level == E
+    assert triager.assess("how do I do a glute bridge?").level == S
+
+
 def test_a_red_flag_buried_in_a_huge_message_still_escalates(triager: Triager) -> None:
     filler = "I love walking on my treadmill in the evening while watching shows. " * 300
     got = triager.assess(filler + "Also my groin went numb today. " + filler)

@@ -109,22 +109,34 @@ class Triager:
         analysis.request = self.patterns.request(texts[current])
         analysis.languages = [detect_language(t) for t in texts]
         if self.model is not None and self.embedder is not None:
-            pieces = [u for i, t in enumerate(texts) for u in units(t, i)]
-            whole = texts[current][:WHOLE_CHARS]
-            known: dict[str, np.ndarray | None] = {whole: message_vector}
-            for u in pieces:  # the message itself, bar its closing "?": its vector is known
-                if u.turn == current and u.text == texts[current].strip(_EDGE):
-                    known[u.text] = message_vector
-            names = [u.text for u in pieces] + [whole]
-            scores = self.model.score(names, self._vectors(names, known))
-            analysis.units = pieces
-            analysis.classes = self.model.classes
-            analysis.proba = scores.proba[:-1]
-            analysis.other = scores.other[:-1]
-            analysis.scope = scores.scope[-1] if scores.scope else {}
+            try:
+                self._score(analysis, texts, message_vector)
+            except Exception:  # the patterns' verdict still stands; the referral must survive
+                log.exception("the triage model failed; deciding from the backstop patterns alone")
+                analysis.units, analysis.scope = [], {}
         return analysis
 
     # -- internals ---------------------------------------------------------------------
+
+    def _score(self, analysis: Analysis, texts: list[str], message_vector: np.ndarray | None) -> None:
+        """The model's scores for every unit of every user turn, and the current message's scope."""
+        assert self.model is not None
+        current = analysis.current_turn
+        pieces = [u for i, t in enumerate(texts) for u in units(t, i)]
+        whole = texts[current][:WHOLE_CHARS]
+        known: dict[str, np.ndarray | None] = {}
+        if whole == texts[current]:  # the vector given is the whole message's
+            known[whole] = message_vector
+            for u in pieces:  # the message itself, bar its closing "?"
+                if u.turn == current and u.text == whole.strip(_EDGE):
+                    known[u.text] = message_vector
+        names = [u.text for u in pieces] + [whole]
+        scores = self.model.score(names, self._vectors(names, known))
+        analysis.units = pieces
+        analysis.classes = self.model.classes
+        analysis.proba = scores.proba[:-1]
+        analysis.other = scores.other[:-1]
+        analysis.scope = scores.scope[-1] if scores.scope else {}
 
     def _vectors(self, texts: list[str], known: Mapping[str, np.ndarray | None]) -> np.ndarray:
         """Embed texts, reusing cached vectors so history turns are not embedded again."""
