@@ -22,6 +22,7 @@ from assistant.errors import AssistantError, InputError, with_emergency_note
 from assistant.feedback import FeedbackStore
 
 log = logging.getLogger("assistant.app")
+BAD_REQUEST = "Bad request (400)"  # the title of an /ask error that is the client's mistake
 STREAM_DELAY = 0.02  # seconds between streamed words; the answer itself is already computed
 THEME = gr.themes.Default(
     primary_hue="teal",
@@ -53,8 +54,15 @@ def build_page(bot: Any, settings: Settings, store: FeedbackStore | None = None)
             return
         pending = [*transcript.messages(), {"role": "user", "content": render.escape_user_text(message)}]
         yield "", pending, gr.skip(), transcript, render.notice("")
+        now = time.monotonic()
+        transcript.recent = [t for t in transcript.recent if now - t < 60]
+        limit = settings.requests_per_minute
         try:
-            answer = bot.ask(message, transcript.history())
+            if len(transcript.recent) >= limit:  # still triaged: a red flag gets its referral
+                answer = bot.ask(message, transcript.history(), refuse=render.rate_limit_note(limit))
+            else:
+                transcript.recent.append(now)
+                answer = bot.ask(message, transcript.history())
         except InputError as exc:  # too long, binary...: say so, give the text back to edit
             notice = render.notice(with_emergency_note(str(exc)))
             yield message, transcript.messages(), gr.skip(), transcript, notice
@@ -112,9 +120,12 @@ def build_page(bot: Any, settings: Settings, store: FeedbackStore | None = None)
     def ask(message: str, history: list[dict[str, str]] | None = None) -> dict[str, Any]:
         """Answer one message, given the conversation so far; returns the `ask --json` contract."""
         try:
-            return bot.ask(message, history or []).to_dict()
-        except (InputError, ValueError) as exc:
-            raise gr.Error(with_emergency_note(str(exc))) from exc
+            return bot.ask(message, history).to_dict()
+        except InputError as exc:  # the client's mistake: say what it was, log no traceback
+            log.info("/ask refused a request: %s", type(exc).__name__)
+            raise gr.Error(
+                with_emergency_note(str(exc)), title=BAD_REQUEST, print_exception=False
+            ) from exc
         except Exception as exc:
             log.exception("the /ask endpoint failed")
             raise gr.Error(render.ERROR_REPLY) from exc

@@ -32,7 +32,8 @@ from assistant.compose import (
 from assistant.config import Settings
 from assistant.coverage import CoverageModel, Evidence, Examples, ReadQuery
 from assistant.embeddings import Embedder
-from assistant.errors import EMERGENCY_NOTE, AssistantError
+from assistant.errors import EMERGENCY_NOTE, AssistantError, InputError
+from assistant.history import read_history
 from assistant.retrieval import HybridRetriever
 from assistant.text import as_text, clean_message, limit_note, plain_text
 from assistant.types import Answer, Block, ScoredChunk, Triage, TriageLevel, Turn, render_text
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+NO_WORDS = "I found no words in your message once its HTML tags were set aside. Please type your question."
 PT_QUERY = "When should I see a physical therapist about back pain after workouts?"
 # A follow-up: the chunk the conversation is about is within this cosine of the message's own
 # best chunk, i.e. the message's own words do not point anywhere clearly better.
@@ -150,35 +152,60 @@ class Assistant:
         self.retriever.warm_up()
 
     # -- the pipeline ----------------------------------------------------------
-    def ask(self, message: str, history: Sequence[Turn | dict[str, Any]] = ()) -> Answer:
+    def ask(
+        self, message: str, history: Sequence[Turn | dict[str, Any]] | Any = (), *, refuse: str = ""
+    ) -> Answer:
         """Answer one message in the context of the conversation so far.
 
-        Triage reads the whole conversation first, before any input limit: a red flag
-        buried in an over-long message still escalates, and the reply then explains the
-        limit. If anything after triage fails, the reply still carries the referral and
-        the emergency line.
+        Triage reads the conversation first, before any input limit or check of the history's
+        shape: a red flag buried in an over-long message, or sent with a malformed history,
+        still escalates, and the reply then explains the limit or the problem. If anything
+        after triage fails, the reply still carries the referral and the emergency line.
+
+        Args:
+            message: what the person typed.
+            history: earlier turns, `{"role": "user"|"assistant", "content": str}`, oldest first.
+            refuse: a reason the caller will not answer (a rate limit): the message is still
+                triaged, and gets its referral when it escalates, else `InputError(refuse)`.
 
         Raises:
-            InputError: the message is empty, too long (with no warning sign), or not text.
+            InputError: the message is empty, too long, not text, or the history is malformed
+                (with no warning sign in what could be read); or `refuse` was given.
         """
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        text = as_text(message)
-        turns = [Turn.coerce(t) for t in history]
+        limit = self.settings.max_read_chars
+        unread = len(message) - limit if isinstance(message, str | bytes) and len(message) > limit else 0
+        text = as_text(message[:limit] if unread else message)  # raises for a non-text message
+        hist = read_history(
+            history, max_turns=self.settings.max_history_turns, max_chars=self.settings.max_history_chars
+        )
+        turns = hist.turns
         analysed = plain_text(text)
-        too_long = len(text) > self.settings.max_message_chars
+        too_long = unread > 0 or len(text) > self.settings.max_message_chars
 
         t = time.perf_counter()
-        vector = None if too_long or not analysed else self.embedder.encode_one(analysed)
+        vector = None if too_long or not analysed or hist.problems else self.embedder.encode_one(analysed)
         timings["embed"] = _ms(t)
         t = time.perf_counter()
-        triage = self.triager.assess(text, turns, message_vector=vector)
+        read = [Turn(role="user", content=u) for u in hist.triage_texts]
+        triage = self.triager.assess(text, read, message_vector=vector)
         timings["triage"] = _ms(t)
 
-        if too_long or not analysed:
+        problem = refuse or (hist.problem() if hist.problems else "")
+        if problem:
             if triage.level.severity == 0:
-                clean_message(text, self.settings.max_message_chars)  # raises, saying why
-            note = "" if not too_long else limit_note(len(text), self.settings.max_message_chars)
+                raise InputError(problem)
+            note = f"{problem} I only checked your messages for warning signs."
+            return self._referral_answer(text, triage, timings, started, note)
+        if too_long or not analysed:
+            note = NO_WORDS
+            if too_long:
+                note = limit_note(len(text) + unread, self.settings.max_message_chars, read=limit)
+            if triage.level.severity == 0:
+                if unread:
+                    raise InputError(note)
+                clean_message(text, self.settings.max_message_chars)  # raises when empty or too long
             return self._referral_answer(text, triage, timings, started, note)
         if triage.level in (TriageLevel.EMERGENCY, TriageLevel.URGENT, TriageLevel.OUT_OF_SCOPE) or (
             triage.language != "en"
@@ -259,7 +286,8 @@ class Assistant:
         problems = check_citations(composed.blocks, composed.citations, answer_text)
         timings["check"] = _ms(t)
         if problems:  # a composer bug, never the user's fault: fail loudly in tests, safely here
-            log.error("citation check failed for %r: %s", text, problems)
+            said = repr(text) if self.settings.log_messages else f"a message of {len(text)} characters"
+            log.error("citation check failed for %s: %s", said, problems)
             raise AssistantError("The answer failed its citation check: " + "; ".join(problems))
         timings["total"] = _ms(started)
         return Answer(

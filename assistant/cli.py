@@ -132,10 +132,13 @@ def _batch_lines(stream: TextIO) -> Iterator[tuple[Any, dict[str, Any] | None, s
             yield rid, None, "missing 'message' (a string)"
         elif not normalize(msg):
             yield rid, None, "'message' is empty or only whitespace"
-        elif not isinstance(req.get("history", []), list):
-            yield rid, None, "'history' must be a list of {role, content} objects"
-        else:
+        else:  # a malformed history is Assistant.ask's to judge: triage reads what it can first
             yield rid, req, None
+
+
+def _json_line(obj: dict[str, Any]) -> str:
+    """One JSON object on one line; a lone surrogate (in an id, say) becomes "?", not a crash."""
+    return json.dumps(obj, ensure_ascii=False).encode("utf-8", "replace").decode("utf-8")
 
 
 @cli.command()
@@ -166,8 +169,8 @@ def ask(message: str | None, as_json: bool, batch: TextIO | None) -> None:
         for rid, req, error in _batch_lines(batch):
             if req is not None:
                 try:
-                    out = {"id": rid, **bot.ask(req["message"], req.get("history") or []).to_dict()}
-                except (InputError, ValueError) as exc:
+                    out = {"id": rid, **bot.ask(req["message"], req.get("history")).to_dict()}
+                except InputError as exc:
                     out = {"id": rid, "error": with_emergency_note(str(exc))}
                 except Exception as exc:  # one bad line never ends the batch
                     log.exception("batch line %r failed", rid)
@@ -175,7 +178,7 @@ def ask(message: str | None, as_json: bool, batch: TextIO | None) -> None:
                     out = {"id": rid, "error": with_emergency_note(error)}
             else:
                 out = {"id": rid, "error": with_emergency_note(error or "")}
-            click.echo(json.dumps(out, ensure_ascii=False))
+            click.echo(_json_line(out))
         return
     assert message is not None
     try:
@@ -185,7 +188,7 @@ def ask(message: str | None, as_json: bool, batch: TextIO | None) -> None:
     except AssistantError as exc:
         _fail(exc)
         return
-    click.echo(json.dumps(answer.to_dict(), ensure_ascii=False) if as_json else render(answer))
+    click.echo(_json_line(answer.to_dict()) if as_json else render(answer))
 
 
 @cli.command()

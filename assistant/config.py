@@ -84,7 +84,35 @@ class Settings(BaseSettings):
     answer_max_words: int = Field(
         default=180, ge=40, description="Word budget of an answer (steps may run longer)."
     )
-    max_message_chars: int = Field(default=2000, gt=0, description="Longest message accepted, in characters.")
+    max_message_chars: int = Field(
+        default=2000,
+        gt=0,
+        description="Longest message answered, in characters; triage still reads a longer one whole "
+        "(up to max_read_chars) and its reply says what the limit is.",
+    )
+    max_read_chars: int = Field(
+        default=100_000,
+        gt=0,
+        description="Most characters of one message that are read at all: triage reads a message whole "
+        "up to this size; the rest of a bigger one is never read, and the reply says so.",
+    )
+    max_history_turns: int = Field(
+        default=40,
+        ge=0,
+        description="Turns of the conversation kept for answering follow-ups (the most recent ones).",
+    )
+    max_history_chars: int = Field(
+        default=40_000,
+        gt=0,
+        description="Characters of earlier user turns that triage reads, newest first, and the most "
+        "history kept for answering; older text is not read.",
+    )
+    requests_per_minute: int = Field(
+        default=20,
+        gt=0,
+        description="Messages one chat-page session may send per minute; more are refused, "
+        "after triage, with the limit named.",
+    )
     triage_rules: Path = Field(
         default=PACKAGE_DIR / "rules" / "red_flags.yaml",
         description="YAML file with the red-flag policy (signs, phrasings, levels, wording).",
@@ -119,7 +147,21 @@ class Settings(BaseSettings):
     feedback_enabled: bool = Field(
         default=True, description="Store thumbs-up/down feedback from the page in data_dir."
     )
+    feedback_comment_chars: int = Field(
+        default=1000, gt=0, description="Longest feedback comment stored, in characters."
+    )
+    feedback_retention_days: int = Field(
+        default=90,
+        ge=0,
+        description="Days a feedback rating is kept; older rows are deleted when the page starts "
+        "and whenever a rating is saved (0 keeps them until deleted by hand).",
+    )
     log_level: str = Field(default="WARNING", description="Python logging level.")
+    log_messages: bool = Field(
+        default=False,
+        description="Debugging only: let log lines quote what people typed. Off, logs name sizes and "
+        "levels, never message text.",
+    )
 
     @field_validator("log_level")
     @classmethod

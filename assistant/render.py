@@ -222,6 +222,7 @@ class Transcript:
     exchanges: list[Exchange] = field(default_factory=list)
     feedback_ids: dict[int, int] = field(default_factory=dict)  # exchange key -> stored row id
     last_feedback: int | None = None  # row id a comment would be attached to
+    recent: list[float] = field(default_factory=list)  # when recent messages were answered (monotonic)
 
     def history(self) -> list[dict[str, str]]:
         """The conversation for `Assistant.ask`: the person's own words and the answers given."""
@@ -300,6 +301,14 @@ class Transcript:
 def _shorten(text: str, limit: int = 60) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def rate_limit_note(limit: int) -> str:
+    """What a session sending more than `limit` messages a minute is told."""
+    return (
+        f"You have sent {limit} messages in the last minute, the limit for one conversation. "
+        "Please wait a moment and send it again."
+    )
 
 
 def notice(text: str) -> str:

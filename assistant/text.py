@@ -104,8 +104,14 @@ def as_text(raw: object) -> str:
     return normalize(raw)
 
 
-def limit_note(length: int, max_chars: int) -> str:
+def limit_note(length: int, max_chars: int, read: int | None = None) -> str:
     """What an over-long message is told once it has been checked for warning signs."""
+    if read is not None and length > read:
+        return (
+            f"Your message is {length:,} characters long and the limit is {max_chars:,}. I checked "
+            f"its first {read:,} characters for warning signs and did not read the rest. Please "
+            "send the main question on its own."
+        )
     return (
         f"Your message is {length:,} characters long and the limit is {max_chars:,}, so I only "
         "checked it for warning signs. Please send the main question on its own."

@@ -163,3 +163,66 @@ def test_pages_keep_separate_conversations(client, settings, tmp_path: Path) -> 
     other = Client(client.src, verbose=False)
     _, messages, _, _ = other.predict("tell me about the glute bridge", api_name="/chat")
     assert len(messages) == 2  # a new session starts empty, whatever `client` asked before
+
+
+# -- client mistakes on /ask: a 400-style error that names the mistake, and no traceback ------
+
+
+@pytest.mark.parametrize(
+    "history",
+    ["hello", {"role": "user", "content": "hi"}, ["hello"], [{"role": "user", "content": ["hi"]}],
+     [{"role": "system", "content": "hi"}]],
+)
+def test_ask_names_a_malformed_history_as_the_clients_mistake(client, history, capfd) -> None:
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as err:
+        client.predict("how do I do a glute bridge?", history, api_name="/ask")
+    assert "history could not be read" in str(err.value)
+    assert "something went wrong" not in str(err.value)
+    assert err.value.title == app.BAD_REQUEST
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_ask_refers_a_red_flag_even_with_a_malformed_history(client) -> None:
+    out = client.predict("I can't feel my groin since this morning", "hello", api_name="/ask")
+    assert out["triage"]["level"] == "emergency"
+    assert "could not be read" in out["answer"]
+
+
+@pytest.mark.parametrize("message", [None, 42, ["why"]])
+def test_ask_names_a_message_that_is_not_text(client, message, capfd) -> None:
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="must be text"):
+        client.predict(message, None, api_name="/ask")
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_expected_errors_log_no_traceback(client, caplog: pytest.LogCaptureFixture, capfd) -> None:
+    from gradio_client.exceptions import AppError
+
+    with caplog.at_level("DEBUG"):
+        for bad in ("x" * 5000, "   "):
+            with pytest.raises(AppError):
+                client.predict(bad, None, api_name="/ask")
+    assert not any(r.exc_info for r in caplog.records)
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_session_over_its_rate_limit_is_refused_with_the_limit_but_still_triaged(bot, settings) -> None:
+    from gradio_client import Client
+
+    strict = settings.model_copy(update={"requests_per_minute": 2})
+    for url in _serve(bot, strict, None):
+        me, other = Client(url, verbose=False), Client(url, verbose=False)
+        for _ in range(2):
+            _, messages, _, notice = me.predict("how do I do a glute bridge?", api_name="/chat")
+            assert "limit" not in notice
+        box, messages, _, notice = me.predict("how do I do a bird dog?", api_name="/chat")
+        assert "2 messages in the last minute" in notice and box == "how do I do a bird dog?"
+        assert len(messages) == 4  # the refused message was not answered
+        _, messages, _, _ = me.predict("I can't feel my groin since this morning", api_name="/chat")
+        assert "Emergency" in _text(messages[-1]) and "2 messages in the last minute" in _text(messages[-1])
+        _, messages, _, notice = other.predict("how do I do a bird dog?", api_name="/chat")
+        assert "limit" not in notice and len(messages) == 2  # another session is not limited

@@ -112,7 +112,7 @@ def test_a_batch_goes_on_past_malformed_history_deep_nesting_and_bad_bytes(bot, 
     assert result.exit_code == 0, result.output
     out = [json.loads(ln) for ln in result.output.splitlines() if ln.strip()]
     assert [o["id"] for o in out] == ["h", 2, "u", "last"]
-    assert "history entry" in out[0]["error"] and EMERGENCY_NOTE in out[0]["error"]
+    assert "history could not be read" in out[0]["error"] and EMERGENCY_NOTE in out[0]["error"]
     assert "nested too deeply" in out[1]["error"]
     check_contract(out[2])
     assert out[3]["triage"]["level"] == "emergency"
