@@ -11,7 +11,9 @@ import logging
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import gradio as gr
 
@@ -31,9 +33,47 @@ THEME = gr.themes.Default(
 )
 
 
-def launch_options() -> dict[str, Any]:
-    """Everything `launch` needs besides host and port: local fonts and CSS, no share link."""
+class NoFiles:
+    """ASGI middleware that refuses Gradio's upload and file routes: the page takes no files.
+
+    Gradio opens `/gradio_api/upload` to anyone and serves what was uploaded back from
+    `/gradio_api/file=`; this app has no file input and serves no files, so both are closed
+    (403) before Gradio sees the request, whatever the path or its encoding.
+    """
+
+    REFUSED = ("/upload", "/upload_progress", "/file=", "/file/", "/stream/", "/proxy=")
+    MESSAGE = b"This app takes no files and serves none."
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") == "http" and self.refuses(scope.get("path", "")):
+            await send({
+                "type": "http.response.start",
+                "status": 403,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+            })
+            await send({"type": "http.response.body", "body": self.MESSAGE})
+            return
+        await self.app(scope, receive, send)
+
+    @classmethod
+    def refuses(cls, path: str) -> bool:
+        path = unquote(path).lower()
+        return any(path.startswith(p) or path.startswith("/gradio_api" + p) for p in cls.REFUSED)
+
+
+def launch_options(settings: Settings | None = None) -> dict[str, Any]:
+    """Everything `launch` needs besides host and port: local fonts and CSS, no share link,
+    no file uploads, and the app's own folders never served."""
+    from starlette.middleware import Middleware
+
+    private = [settings.data_dir, settings.index_dir, settings.cache_dir] if settings else []
     return {
+        "app_kwargs": {"middleware": [Middleware(NoFiles)]},
+        "max_file_size": 1,  # bytes; a second lock behind NoFiles
+        "blocked_paths": [str(Path(p).resolve()) for p in private] or None,
         "theme": THEME,
         "css_paths": [PACKAGE_DIR / "static" / "app.css"],
         "share": False,
@@ -130,7 +170,8 @@ def build_page(bot: Any, settings: Settings, store: FeedbackStore | None = None)
             log.exception("the /ask endpoint failed")
             raise gr.Error(render.ERROR_REPLY) from exc
 
-    with gr.Blocks(title=render.TITLE, analytics_enabled=False) as page:
+    # delete_cache: Gradio's temp files (none are expected: uploads are refused) go within a day
+    with gr.Blocks(title=render.TITLE, analytics_enabled=False, delete_cache=(3600, 86400)) as page:
         transcript = gr.State(render.Transcript())
         gr.HTML(render.header(), elem_id="page-header")
         with gr.Row(equal_height=False, elem_id="main-row"):
@@ -202,7 +243,7 @@ def main() -> None:
         print(f"Error: {exc}", file=sys.stderr)
         sys.exit(1)
     page = build_page(bot, settings, store)
-    page.launch(server_name=settings.host, server_port=settings.port, **launch_options())
+    page.launch(server_name=settings.host, server_port=settings.port, **launch_options(settings))
 
 
 if __name__ == "__main__":

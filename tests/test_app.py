@@ -27,9 +27,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(bot: Any, settings: Any, store: FeedbackStore | None) -> Iterator[str]:
+def _serve(bot: Any, settings: Any, store: FeedbackStore | None, launch: dict | None = None) -> Iterator[str]:
     page = app.build_page(bot, settings, store)
-    opts = app.launch_options()
+    opts = launch if launch is not None else app.launch_options()
     _, url, _ = page.launch(
         server_name="127.0.0.1",
         server_port=_free_port(),
