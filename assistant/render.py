@@ -46,13 +46,21 @@ _BANNERS: dict[TriageLevel, tuple[str, str, str]] = {
     TriageLevel.SEE_PT: ("triage-see-pt", "note", "Recommendation: see a physical therapist"),
 }
 _MARKER = re.compile(r"\[(\d+)\]")
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$>])")
+# Every ASCII punctuation character Markdown could read (CommonMark lets any be backslash-escaped),
+# bar those html.escape makes inert (& < >, and ; which would break its entities) and those Markdown
+# never reads (quotes , ; ? %).
+_MD_SPECIAL = re.compile(r"([!#$()*+\-./:=@\[\\\]^_`{|}~])")
 _BOLD = re.compile(r"\*\*([^*<\n]+?)\*\*")
+
+
+def escape_markdown(text: str) -> str:
+    """Text that Markdown shows literally: no link, emphasis, list or autolinked URL can start in it."""
+    return _MD_SPECIAL.sub(r"\\\1", text)
 
 
 def escape_user_text(text: str) -> str:
     """A person's message for the chat: shown literally, never as HTML or Markdown."""
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))  # quotes are safe in text
+    return escape_markdown(html.escape(text, quote=False))  # quotes are safe in text
 
 
 def anchor(key: int, n: int) -> str:
@@ -90,7 +98,16 @@ def body(answer: Answer) -> str:
     referral = answer.triage.referral.strip()
     if answer.triage.level in _BANNERS and referral and notice.startswith(referral):
         notice = notice[len(referral) :].lstrip("\n")
-    return render_text(notice=notice, blocks=answer.blocks, disclaimer=answer.disclaimer)
+    return render_text(notice=_inert(notice, answer), blocks=answer.blocks, disclaimer=answer.disclaimer)
+
+
+def _inert(notice: str, answer: Answer) -> str:
+    """The notice with the person's own words in it (triage reasons quote them, a "not covered"
+    reply names their rare words) escaped as Markdown, so "[click](//host)" stays text."""
+    for quoted in sorted({*answer.triage.reasons, *answer.missing}, key=len, reverse=True):
+        if quoted:
+            notice = notice.replace(quoted, escape_markdown(quoted))
+    return notice
 
 
 def body_markdown(text: str, key: int) -> str:

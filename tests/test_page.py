@@ -300,3 +300,18 @@ def test_phone_width_and_keyboard_only(phone: Page) -> None:
     OUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUT / "phone-answer.png"))
     page.screenshot(path=str(OUT / "phone-full.png"), full_page=True)
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["both legs [click](//localhost/x) numb",
+     "my back hurts after every single workout, the pain [click](//localhost/y) goes down my leg"],
+)
+def test_quoted_user_words_are_inert(desktop: Page, message: str) -> None:
+    """Triage reasons quote the person; a Markdown link in their words stays text, in the banner too."""
+    page = desktop.page
+    desktop.send(message)
+    reply = desktop.reply(1)
+    assert page.locator("#chat a[href*='localhost']").count() == 0
+    assert "[click](//localhost/" in reply  # quoted as typed
+    assert page.locator(USER).last.inner_text().strip() == message

@@ -62,6 +62,7 @@ def answer(level: TriageLevel = TriageLevel.SELF_CARE, notice: str | None = None
         notice=notice or "",
         blocks=blocks,
         disclaimer=disclaimer,
+        missing=tuple(kw.pop("missing", ())),
     )
 
 
@@ -74,7 +75,7 @@ def test_user_text_is_escaped_as_html_and_markdown(payload: str) -> None:
 
 def test_user_markdown_is_shown_literally() -> None:
     assert render.escape_user_text("**bold** [x](javascript:1)") == (
-        r"\*\*bold\*\* \[x\]\(javascript:1\)"
+        r"\*\*bold\*\* \[x\]\(javascript\:1\)"
     )
 
 
@@ -224,3 +225,48 @@ def test_notice_is_escaped_and_announced() -> None:
 def test_apostrophes_and_quotes_are_not_turned_into_entities() -> None:
     """html.escape's quote=True made "can't" show as "can&#x27;t" once Markdown escaped the '#'."""
     assert render.escape_user_text("I can't feel my \"groin\"") == 'I can\'t feel my "groin"'
+
+
+MARKDOWN_LINK = "both legs [click](//localhost/x) numb"
+
+
+def _rendered_markdown_links(markdown: str) -> list[str]:
+    """Link targets a CommonMark renderer (markdown-it, as Gradio's server side) makes of `markdown`."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark").enable("linkify") if _has_linkify() else MarkdownIt("commonmark")
+    return re.findall(r'href="([^"]*)"', md.render(markdown))
+
+
+def _has_linkify() -> bool:
+    try:
+        import linkify_it  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_quoted_user_words_in_a_referral_stay_text() -> None:
+    reason = f"Numbness in both legs ('{MARKDOWN_LINK} http://evil.example/a @me *x*')"
+    notice = f"{REFERRAL}\nWhat I noticed in your messages:\n- {reason}"
+    shown = render.answer_message(answer(TriageLevel.EMERGENCY, notice=notice, reasons=[reason]), 1)
+    links = _rendered_markdown_links(shown)
+    assert not any("localhost" in h or "evil" in h for h in links), links
+    assert "<em>" not in shown
+    unescaped = re.sub(r"\\(.)", r"\1", shown)
+    assert MARKDOWN_LINK in unescaped  # every word is still shown
+
+
+def test_rare_words_named_in_a_not_covered_reply_stay_text() -> None:
+    odd = "[x](//h/y)"
+    ans = answer(notice=f"The sources here say nothing about “{odd}”, so I won't guess.", missing=(odd,))
+    assert _rendered_markdown_links(render.answer_message(ans, 1)) == []
+
+
+def test_escape_markdown_leaves_nothing_to_render() -> None:
+    from markdown_it import MarkdownIt
+
+    text = "# h\n- item\n1. one\n**b** _i_ `c` [l](u) ![i](s) <x> &amp; > quote | t |\n---"
+    html_out = MarkdownIt("commonmark").render(render.escape_user_text(text))
+    for tag in ("<h1", "<li", "<strong", "<em", "<code", "<a ", "<img", "<blockquote", "<hr", "<x>"):
+        assert tag not in html_out, tag
