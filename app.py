@@ -7,6 +7,7 @@ Besides the chat, `/ask` serves the JSON contract of `Assistant.ask` to scripts.
 
 from __future__ import annotations
 
+import html
 import logging
 import sys
 import time
@@ -21,7 +22,7 @@ import assistant  # noqa: F401, I001  (offline mode and no analytics, before Gra
 from assistant import render
 from assistant.config import PACKAGE_DIR, Settings
 from assistant.errors import AssistantError, InputError, with_emergency_note
-from assistant.feedback import FeedbackStore
+from assistant.feedback import STORED, FeedbackStore
 
 log = logging.getLogger("assistant.app")
 BAD_REQUEST = "Bad request (400)"  # the title of an /ask error that is the client's mistake
@@ -85,8 +86,13 @@ def launch_options(settings: Settings | None = None) -> dict[str, Any]:
     }
 
 
-def build_page(bot: Any, settings: Settings, store: FeedbackStore | None = None) -> gr.Blocks:
-    """The page around one `Assistant` (anything with `ask(message, history) -> Answer`)."""
+def build_page(
+    bot: Any, settings: Settings, store: FeedbackStore | None = None, feedback_off: str = ""
+) -> gr.Blocks:
+    """The page around one `Assistant` (anything with `ask(message, history) -> Answer`).
+
+    `feedback_off` is shown instead of the thumbs' note when feedback could not be switched on.
+    """
 
     def chat(message: str, transcript: render.Transcript) -> Iterator[tuple]:
         if not message or not message.strip():
@@ -145,6 +151,8 @@ def build_page(bot: Any, settings: Settings, store: FeedbackStore | None = None)
             return "", gr.update(visible=False), render.notice("")
         try:
             store.comment(transcript.last_feedback, text)
+        except InputError as exc:  # too long: say the limit, give the text back to shorten
+            return text, gr.skip(), render.notice(str(exc))
         except AssistantError:
             log.exception("saving a feedback comment failed")
             return text, gr.skip(), render.notice("Sorry, the comment could not be saved.")
@@ -199,6 +207,9 @@ def build_page(bot: Any, settings: Settings, store: FeedbackStore | None = None)
                         autofocus=True,
                     )
                     send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
+                privacy = STORED if store else feedback_off
+                if privacy:
+                    gr.HTML(f'<p class="feedback-note">{html.escape(privacy)}</p>', elem_id="feedback-note")
                 status = gr.HTML(render.notice(""), elem_id="notice")
                 with gr.Group(visible=False, elem_id="comment-box") as comment_box:
                     note = gr.Textbox(
@@ -230,6 +241,18 @@ def build_page(bot: Any, settings: Settings, store: FeedbackStore | None = None)
     return page
 
 
+def open_feedback(settings: Settings) -> tuple[FeedbackStore | None, str]:
+    """The feedback store, or None and a notice saying why feedback is off (the page still starts)."""
+    try:
+        return FeedbackStore.from_settings(settings), ""
+    except AssistantError as exc:
+        log.warning("feedback is off: %s", exc)
+        return None, (
+            f"Ratings are switched off: the data folder {settings.data_dir} cannot be written. "
+            "Nothing you type is stored."
+        )
+
+
 def main() -> None:
     """Load settings and the one Assistant, then serve the page on settings.host:settings.port."""
     from assistant.assistant import Assistant
@@ -238,11 +261,11 @@ def main() -> None:
         settings = Settings.load()
         logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
         bot = Assistant.from_settings(settings, warm=True)
-        store = FeedbackStore.from_settings(settings)
     except AssistantError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         sys.exit(1)
-    page = build_page(bot, settings, store)
+    store, feedback_off = open_feedback(settings)
+    page = build_page(bot, settings, store, feedback_off)
     page.launch(server_name=settings.host, server_port=settings.port, **launch_options(settings))
 
 

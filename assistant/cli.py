@@ -270,6 +270,28 @@ def feedback_export(out: Path | None) -> None:
     click.echo(f"Exported {count} feedback record(s) from {path}{where}.", err=True)
 
 
+@feedback.command("delete")
+@click.option("--all", "everything", is_flag=True, help="Delete every stored rating and comment.")
+@click.option("--id", "row_id", type=int, help="Delete the rating with this id (see `feedback export`).")
+def feedback_delete(everything: bool, row_id: int | None) -> None:
+    """Delete stored ratings: every one (--all) or one by its id (--id N)."""
+    from assistant.feedback import FILENAME, FeedbackStore
+
+    if everything == (row_id is not None):
+        raise click.UsageError("Give either --all or --id N.")
+    try:
+        settings = _settings()
+        path = settings.data_dir / FILENAME
+        count = FeedbackStore(path).delete(None if everything else row_id) if path.exists() else 0
+    except AssistantError as exc:
+        _fail(exc)
+        return
+    if row_id is not None and count == 0:
+        click.echo(f"No feedback record with id {row_id} in {path}.", err=True)
+        sys.exit(1)
+    click.echo(f"Deleted {count} feedback record(s) from {path}.", err=True)
+
+
 def main() -> None:
     cli(prog_name="python -m assistant")
 
