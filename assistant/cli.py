@@ -96,6 +96,7 @@ def ingest(paths: tuple[Path, ...], rebuild: bool, quiet: bool, as_json: bool) -
         click.echo(
             f"Indexed {report.documents} document(s), {report.chunks} chunks: {report.added} new, "
             f"{report.removed} removed, {report.unchanged} unchanged ({report.seconds:.1f} s)."
+            + (f" Skipped {len(report.skipped)} (see the warnings above)." if report.skipped else "")
         )
 
 

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
         "by onnxruntime; no torch at run time) or 'torch' (sentence-transformers). Without a "
         "usable export, 'onnx' falls back to torch and logs one line saying so.",
     )
+    max_document_mb: int = Field(
+        default=5,
+        gt=0,
+        description="Largest knowledge document ingested, in MB (10^6 bytes); a bigger one is "
+        "skipped with a warning naming it.",
+    )
     chunk_size: int = Field(
         default=1200,
         ge=200,

@@ -45,6 +45,7 @@ class IngestReport:
     removed: int
     unchanged: int
     seconds: float
+    skipped: tuple[str, ...] = ()  # documents left out, each with the reason (also logged)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -149,7 +150,9 @@ class Index:
         started = time.perf_counter()
         embedder.prepare()  # the ONNX export of the model, made on the first ingest if missing
         sources = [Path(p).resolve() for p in (paths or [self.settings.knowledge_dir])]
-        docs, chunks = load_chunks(sources, self.settings.chunk_size)
+        skipped: list[str] = []
+        max_bytes = self.settings.max_document_mb * 1_000_000
+        docs, chunks = load_chunks(sources, self.settings.chunk_size, max_bytes=max_bytes, skipped=skipped)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -208,6 +211,7 @@ class Index:
             removed=len(stale),
             unchanged=len(chunks) - len(new),
             seconds=time.perf_counter() - started,
+            skipped=tuple(skipped),
         )
 
     def _embed_and_add(self, store: ChromaStore, embedder: Embedder, new: list, progress: bool) -> None:

@@ -10,6 +10,7 @@ produces the same ids and the index does no work.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import KnowledgeError
+from assistant.text import looks_binary
 from assistant.types import Chunk
+
+log = logging.getLogger(__name__)
 
 SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm")
 # Bump when the chunking rules change: the index manifest records it, so the index rebuilds.
@@ -40,6 +44,8 @@ FURNITURE = [
     )
 ]
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+# raw HTML a Markdown file may carry that is never text to quote (html2text drops it from HTML pages)
+_CODE_BLOCKS = re.compile(r"<(script|style|template|iframe|object|embed)\b.*?(?:</\1\s*>|\Z)", re.I | re.S)
 _BULLET = re.compile(r"^\s*[•·▪●◦]\s*")
 _NUMBERED = re.compile(r"^\s+(\d+\.\s)")
 
@@ -128,19 +134,33 @@ def _html_to_markdown(raw: str) -> str:
     return conv.handle(raw)
 
 
-def load_document(path: Path, root: Path | None = None) -> Document:
+def load_document(path: Path, root: Path | None = None, max_bytes: int | None = None) -> Document:
     """Read one .md/.txt/.html file into a cleaned Document.
 
+    Scripts, styles and embedded objects are never part of the text (a warning names the file).
+
     Raises:
-        KnowledgeError: the file cannot be read, is not UTF-8 text, or has bad front matter.
+        KnowledgeError: the file cannot be read, is larger than `max_bytes`, is not UTF-8 text,
+            looks like binary data, or has bad front matter.
     """
     rel = str(path.relative_to(root)) if root and path.is_relative_to(root) else path.name
     try:
+        size = path.stat().st_size
+        if max_bytes is not None and size > max_bytes:
+            raise KnowledgeError(
+                f"{path} is {size / 1e6:,.1f} MB, over the {max_bytes / 1e6:,.0f} MB limit "
+                "(ASSISTANT_MAX_DOCUMENT_MB); split it or raise the limit."
+            )
         raw = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise KnowledgeError(f"{path} is not UTF-8 text; convert it or remove it.") from exc
     except OSError as exc:
         raise KnowledgeError(f"Cannot read {path}: {exc.strerror}") from exc
+    if looks_binary(raw):
+        raise KnowledgeError(f"{path} looks like binary data, not text; remove it or convert it.")
+    if _CODE_BLOCKS.search(raw):
+        log.warning("%s: scripts, styles or embedded objects were left out of its text.", path)
+        raw = _CODE_BLOCKS.sub("", raw)
     meta: dict[str, Any] = {}
     suffix = path.suffix.lower()
     if suffix in (".md", ".markdown"):
@@ -281,9 +301,33 @@ def chunk_document(doc: Document, size: int = 1200) -> list[Chunk]:
     return chunks
 
 
-def load_chunks(paths: Iterable[Path], size: int = 1200) -> tuple[list[Document], list[Chunk]]:
-    """Load every document under `paths` and chunk them all (ids unique across documents)."""
-    docs = [load_document(f, root) for f, root in find_documents(list(paths))]
+def load_chunks(
+    paths: Iterable[Path],
+    size: int = 1200,
+    *,
+    max_bytes: int | None = None,
+    skipped: list[str] | None = None,
+) -> tuple[list[Document], list[Chunk]]:
+    """Load every document under `paths` and chunk them all (ids unique across documents).
+
+    A document that cannot be used (unreadable, binary, too big, bad front matter, no text)
+    is skipped with a warning naming it, and appended to `skipped`; the rest are loaded.
+
+    Raises:
+        KnowledgeError: a path does not exist, or no document under them can be used.
+    """
+    docs: list[Document] = []
+    problems: list[str] = []
+    for f, root in find_documents(list(paths)):
+        try:
+            docs.append(load_document(f, root, max_bytes))
+        except KnowledgeError as exc:
+            log.warning("Skipped %s: %s", f, exc)
+            problems.append(str(exc))
+    if skipped is not None:
+        skipped.extend(problems)
+    if not docs:
+        raise KnowledgeError("No usable documents: " + " ".join(problems))
     chunks: dict[str, Chunk] = {}
     for d in docs:
         for c in chunk_document(d, size):
