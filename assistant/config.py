@@ -110,8 +110,9 @@ class Settings(BaseSettings):
     max_history_chars: int = Field(
         default=40_000,
         gt=0,
-        description="Characters of earlier user turns that triage reads, newest first, and the most "
-        "history kept for answering; older text is not read.",
+        description="Most characters of earlier turns kept for answering follow-ups (newest first). "
+        "Triage reads every user turn however old; it scores at most 400 units with the model "
+        "(newest first), and its patterns read everything.",
     )
     requests_per_minute: int = Field(
         default=20,

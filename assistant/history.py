@@ -25,14 +25,13 @@ class History:
     """What could be read from a client's history, oldest first.
 
     `turns` are the well-formed turns; `triage_texts` are the words of every user turn that
-    could be read at all (also from malformed entries), newest last, within `max_chars`;
+    could be read at all (also from malformed entries), however old, newest last;
     `problems` say what was wrong, by entry number (1-based).
     """
 
     turns: list[Turn] = field(default_factory=list)
     triage_texts: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    unread_chars: int = 0  # user text beyond the reading budget, never read
 
     def problem(self) -> str:
         """One sentence naming what was wrong and what shape is expected."""
@@ -63,9 +62,9 @@ def read_history(raw: Any, *, max_turns: int, max_chars: int) -> History:
 
     Well-formed turns are kept for answering (the last `max_turns`, and no more of them than
     fit in `max_chars`); the text of every user
-    turn that can be read, also from a malformed entry, goes to triage, newest first until
-    `max_chars` characters (older text is counted in `unread_chars`). Assistant turns are
-    never triaged (our own replies name warning signs).
+    turn that can be read, also from a malformed entry, goes to triage, however old: the
+    limits bound what is answered, never what is checked for warning signs. Assistant turns
+    are never triaged (our own replies name warning signs).
     """
     out = History()
     if raw is None:
@@ -111,16 +110,7 @@ def read_history(raw: Any, *, max_turns: int, max_chars: int) -> History:
         kept_turns.append(turn)
     out.turns = kept_turns[::-1]
 
-    budget = max_chars
-    kept: list[str] = []
-    for text in reversed(user_texts):
-        if budget <= 0:
-            out.unread_chars += len(text)
-            continue
-        kept.append(text[-budget:] if len(text) > budget else text)
-        out.unread_chars += max(0, len(text) - budget)
-        budget -= len(text)
-    out.triage_texts = kept[::-1]
+    out.triage_texts = user_texts  # all of them: a sign said long ago still counts (triage bounds its own cost)
     return out
 
 

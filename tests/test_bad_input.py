@@ -66,9 +66,8 @@ def test_history_limits_keep_the_newest_turns_and_characters() -> None:
     raw = [{"role": "user", "content": f"turn {i:04d}"} for i in range(5000)]
     hist = read_history(raw, max_turns=10, max_chars=100)
     assert [t.content for t in hist.turns][-1] == "turn 4999" and len(hist.turns) == 10
-    assert sum(len(t) for t in hist.triage_texts) <= 100
-    assert hist.triage_texts[-1] == "turn 4999"
-    assert hist.unread_chars == 5000 * 9 - sum(len(t) for t in hist.triage_texts)
+    assert len(hist.triage_texts) == 5000  # triage reads every user turn, however old
+    assert hist.triage_texts[0] == "turn 0000" and hist.triage_texts[-1] == "turn 4999"
     assert hist.problems == []
 
 
@@ -116,19 +115,19 @@ def test_five_thousand_turns_are_answered_in_bounded_time(bot) -> None:
     for i in range(2500):
         history += [{"role": "user", "content": f"question number {i} about my treadmill posture"},
                     {"role": "assistant", "content": f"answer {i}"}]
-    history += [{"role": "user", "content": RED_FLAG}, {"role": "assistant", "content": "Call now."}]
+    history = [{"role": "user", "content": RED_FLAG}, {"role": "assistant", "content": "Call now."}, *history]
     started = time.perf_counter()
     answer = bot.ask(QUESTION, history)
-    assert time.perf_counter() - started < 30  # about a second here; unbounded it took minutes
-    assert answer.triage.level is TriageLevel.EMERGENCY  # the recent red flag still counts
+    assert time.perf_counter() - started < 30  # a few seconds here; unbounded it took minutes
+    assert answer.triage.level is TriageLevel.EMERGENCY  # the oldest red flag still counts
 
 
-def test_the_history_character_limit_is_a_setting(bot) -> None:
+def test_the_history_character_limit_bounds_answering_never_triage(bot) -> None:
     small = _with(bot, max_history_chars=200)
     history = [{"role": "user", "content": RED_FLAG}, {"role": "user", "content": "x " * 400}]
-    # the red flag is older than the newest 200 characters: not read (the documented limit)
-    assert small.ask(QUESTION, history).triage.level is not TriageLevel.EMERGENCY
-    assert bot.ask(QUESTION, history).triage.level is TriageLevel.EMERGENCY
+    # the red flag is older than the newest 200 characters: not kept for answering, still triaged
+    assert read_history(history, max_turns=40, max_chars=200).turns == []
+    assert small.ask(QUESTION, history).triage.level is TriageLevel.EMERGENCY
 
 
 # -- the message: read whole up to max_read_chars, answered up to max_message_chars -----------

@@ -32,6 +32,8 @@ class Analysis:
     proba: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     classes: list[str] = field(default_factory=list)
     other: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    gate: np.ndarray = field(default_factory=lambda: np.ones(0))  # P(the unit's message reports a sign)
+    gate_weight: float = 0.0
     request: str | None = None  # a forbidden request a pattern names in the current message
     scope: dict[str, float] = field(default_factory=dict)  # P(off_topic), P(forbidden) of the message
     languages: list[str] = field(default_factory=list)  # per user turn
@@ -39,8 +41,9 @@ class Analysis:
     _levels: tuple[np.ndarray, np.ndarray] | None = None  # derived once: see `level_scores`
 
     def level_scores(self, policy: TriagePolicy) -> tuple[np.ndarray, np.ndarray]:
-        """Per unit and escalating level: P(a sign of that level or worse), and the likeliest sign
-        of exactly that level (the reason shown when that level's threshold is reached).
+        """Per unit and escalating level: P(a sign of that level or worse), weighed by the gate
+        (does the message around the unit report a sign at all), and the likeliest sign of
+        exactly that level (the reason shown when that level's threshold is reached).
 
         Derived from `proba` once, so tuning can try many thresholds cheaply.
         """
@@ -58,6 +61,8 @@ class Analysis:
                 if exact and len(self.units):
                     p[:, k] = self.proba[:, cols].sum(axis=1)
                     best[:, k] = np.asarray(exact)[self.proba[:, exact].argmax(axis=1)]
+            if self.gate_weight > 0 and len(self.gate) == len(self.units):
+                p = p ** (1 - self.gate_weight) * self.gate[:, None] ** self.gate_weight
             self._levels = (p, best)
         return self._levels
 

@@ -148,6 +148,7 @@ class Scores:
     proba: np.ndarray  # (texts, classes), columns follow TriageModel.classes
     other: np.ndarray  # P(the text speaks of someone else)
     scope: list[dict[str, float]]  # P(none / off_topic / forbidden), for whole messages
+    gate: np.ndarray  # P(the text, read as a whole message, reports a sign)
 
 
 @dataclass
@@ -161,6 +162,8 @@ class TriageModel:
     subject: object | None
     embedding_weight: float
     scope: object | None = None  # message level: none / off_topic / forbidden
+    gate: object | None = None  # message level: does it report a sign at all (see `fit`)
+    gate_weight: float = 0.0
     thresholds: Thresholds = field(default_factory=Thresholds)
     fingerprint: str = ""
 
@@ -177,7 +180,7 @@ class TriageModel:
         """Every classifier on the same features, computed once: per-text sign probabilities,
         P(about someone else), and scope probabilities (meant for a whole message)."""
         if not texts:
-            return Scores(np.zeros((0, len(self.classes))), np.zeros(0), [])
+            return Scores(np.zeros((0, len(self.classes))), np.zeros(0), [], np.zeros(0))
         dense, char, word = self._parts(texts, vectors)
         x = sparse.hstack([dense, char, word], format="csr")
         proba = self.classifier.predict_proba(x)  # type: ignore[attr-defined]
@@ -189,7 +192,10 @@ class TriageModel:
             rows = self.scope.predict_proba(x)  # type: ignore[attr-defined]
             names = [str(c) for c in self.scope.classes_]  # type: ignore[attr-defined]
             scope = [dict(zip(names, map(float, row), strict=True)) for row in rows]
-        return Scores(proba, other, scope)
+        gate = np.ones(len(texts))
+        if self.gate is not None:
+            gate = self.gate.predict_proba(x)[:, 1]  # type: ignore[attr-defined]
+        return Scores(proba, other, scope, gate)
 
     # -- training ----------------------------------------------------------------------
 
@@ -246,10 +252,21 @@ class TriageModel:
         if messages is not None and messages[0]:
             texts = [e.text for e in messages[0]]
             labels = [e.scope_class if not e.signs else "none" for e in messages[0]]
+            xm = model.features(texts, messages[1])
             if len(set(labels)) > 1:
                 model.scope = LogisticRegression(C=params.C, max_iter=3000, class_weight="balanced").fit(
-                    model.features(texts, messages[1]), labels
+                    xm, labels
                 )
+            # The gate reads a whole message: a sign's sentence alone ("almost fell at incline 10")
+            # can look like a report while the message around it ("but caught myself, zero
+            # pain") says otherwise. Trained on in-scope messages: any sign, or none.
+            rows = [i for i, e in enumerate(messages[0]) if e.level is not TriageLevel.OUT_OF_SCOPE]
+            reports = [bool(messages[0][i].signs) for i in rows]
+            if params.gate_weight > 0 and 0 < sum(reports) < len(reports):
+                model.gate = LogisticRegression(C=params.gate_C, max_iter=3000, class_weight="balanced").fit(
+                    xm[rows], reports
+                )
+                model.gate_weight = params.gate_weight
         rows = [i for i, lab in enumerate(data.labels) if lab in level_of and data.subjects[i]]
         subjects = [data.subjects[i] == "other" for i in rows]
         if rows and 0 < sum(subjects) < len(subjects):

@@ -4,7 +4,8 @@ Patterns are cheap and need no model, so they run first, on the whole raw messag
 before any length limit or model call. They are a backstop, not the decision: the
 learned model (`model.py`) reads paraphrases, other languages and context. Each match
 is scoped NegEx-style (Chapman et al., 2001): a negation, hypothetical or "resolved"
-cue near a sign, inside the same clause, cancels it; "but" and its kin end the scope.
+cue near a sign, or a rule stated about it ("... means go to the ER"), inside the same
+clause, cancels it; "but" and its kin end the scope.
 This is the one place negation cues are applied.
 """
 
@@ -113,6 +114,7 @@ class PatternMatcher:
         self._pseudo = comp(_alt(neg.pseudo), where="negation.pseudo")
         self._hypothetical = comp(_alt(neg.hypothetical), where="negation.hypothetical")
         self._resolved = comp(_alt(neg.resolved), where="negation.resolved")
+        self._definition = comp(_alt(neg.definition), where="negation.definition") if neg.definition else None
         self._asking = re.compile(rf"(?<!\w)(?:{_alt(neg.asking)})\s*$")
         self._terminator = comp(_alt(neg.terminators), where="negation.terminators")
         self._requests = [
@@ -220,6 +222,8 @@ class PatternMatcher:
             return True
         if self._hypothetical.search(before) or self._asking.search(before):
             return True
+        if self._definition is not None and self._definition.search(after):
+            return True  # "numbness in the groin means go to the ER": a rule someone told them
         return not sign.history_matters and bool(self._resolved.search(before + " " + after))
 
 

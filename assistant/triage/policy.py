@@ -88,6 +88,14 @@ class ModelPolicy(_Model):
 
     C: float = Field(gt=0, description="Inverse regularisation strength of the logistic regression.")
     embedding_weight: float = Field(gt=0, description="Scale of the sentence embedding next to n-grams.")
+    gate_weight: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Exponent of the message-level gate: a unit's score is p_unit^(1-w) * p_message^w, "
+        "where p_message = P(the message around the unit reports a sign at all).",
+    )
+    gate_C: float = Field(default=4.0, gt=0, description="Inverse regularisation of the gate's regression.")
     class_weight: dict[TriageLevel, float] = Field(
         description="Sample weight of units carrying a sign of this level (a miss costs more)."
     )
@@ -113,6 +121,9 @@ class NegationPolicy(_Model):
     pseudo: list[str]
     terminators: list[str]
     hypothetical: list[str]
+    definition: list[str] = Field(
+        default=[], description="Cues after a sign that make its clause a rule about the sign, not a report."
+    )
     asking: list[str]
     resolved: list[str]
 

@@ -17,7 +17,8 @@ _CLAUSE = re.compile(r",|\s(?:but|and then|so|because|though|although|pero|mais|
 LONG_SENTENCE_WORDS = 25
 WHOLE_MESSAGE_WORDS = 60
 WHOLE_CHARS = 1000  # the scope classifier reads a message's first 1,000 characters
-MAX_UNITS = 200  # the patterns still read everything; the model reads this many units at most
+MAX_UNITS = 200  # the patterns still read everything; the model reads this many units of a turn at most
+MAX_CONVERSATION_UNITS = 400  # ... and this many over a conversation, newest first
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ POSITIVE_STYLES = (
     "two_signs",
     "injection",
 )
+KEEP_MODELS = 4  # cached models kept, newest first
 # the modules whose code the trained model and its tuned thresholds depend on
 _CODE = ("corpus.py", "decide.py", "model.py", "patterns.py", "segment.py", "train.py")
 
@@ -97,9 +98,11 @@ def ensure_model(settings: Settings, policy: TriagePolicy, embedder: Any) -> Tri
         model = fit_model(examples, policy, MemoEmbedder(embedder))
         model.fingerprint = key
         model.save(path)
-        for old in path.parent.glob("model-*.joblib*"):  # models (and locks) of an older corpus or policy
-            if not old.name.startswith(path.name):
-                old.unlink(missing_ok=True)
+        # keep a few recent models (other checkouts may share the cache), drop older ones
+        older = sorted(path.parent.glob("model-*.joblib"), key=lambda f: f.stat().st_mtime, reverse=True)
+        for old in older[KEEP_MODELS:]:
+            old.unlink(missing_ok=True)
+            Path(str(old) + ".lock").unlink(missing_ok=True)
     return model
 
 

@@ -21,7 +21,7 @@ from assistant.triage.language import detect_language
 from assistant.triage.model import Thresholds, TriageModel
 from assistant.triage.patterns import PatternMatcher
 from assistant.triage.policy import TriagePolicy
-from assistant.triage.segment import WHOLE_CHARS, units
+from assistant.triage.segment import MAX_CONVERSATION_UNITS, WHOLE_CHARS, Unit, units
 from assistant.types import Triage, Turn
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class Triager:
         """The model's scores for every unit of every user turn, and the current message's scope."""
         assert self.model is not None
         current = analysis.current_turn
-        pieces = [u for i, t in enumerate(texts) for u in units(t, i)]
+        pieces = _newest_units(texts)
         whole = texts[current][:WHOLE_CHARS]
         known: dict[str, np.ndarray | None] = {}
         if whole == texts[current]:  # the vector given is the whole message's
@@ -130,13 +130,18 @@ class Triager:
             for u in pieces:  # the message itself, bar its closing "?"
                 if u.turn == current and u.text == whole.strip(_EDGE):
                     known[u.text] = message_vector
-        names = [u.text for u in pieces] + [whole]
+        windows = [_window(texts[u.turn], u) for u in pieces]
+        extra = list(dict.fromkeys(w for w in [whole, *windows] if w not in {u.text for u in pieces}))
+        names = [u.text for u in pieces] + extra
         scores = self.model.score(names, self._vectors(names, known))
+        row = {name: i for i, name in enumerate(names)}
         analysis.units = pieces
         analysis.classes = self.model.classes
-        analysis.proba = scores.proba[:-1]
-        analysis.other = scores.other[:-1]
-        analysis.scope = scores.scope[-1] if scores.scope else {}
+        analysis.proba = scores.proba[: len(pieces)]
+        analysis.other = scores.other[: len(pieces)]
+        analysis.gate = scores.gate[[row[w] for w in windows]] if pieces else np.ones(0)
+        analysis.gate_weight = self.model.gate_weight
+        analysis.scope = scores.scope[row[whole]] if scores.scope else {}
 
     def _vectors(self, texts: list[str], known: Mapping[str, np.ndarray | None]) -> np.ndarray:
         """Embed texts, reusing cached vectors so history turns are not embedded again."""
@@ -156,6 +161,30 @@ class Triager:
             while len(self._cache) > _CACHE_SIZE:
                 self._cache.popitem(last=False)
         return np.stack([cached[t] for t in texts])
+
+
+def _window(text: str, unit: Unit) -> str:
+    """The message around a unit, as the gate reads it: the whole turn when it is short, else
+    the WHOLE_CHARS characters centred on the unit (a sign buried in a long message is judged
+    by its own neighbourhood)."""
+    if len(text) <= WHOLE_CHARS:
+        return text
+    centre = (unit.start + unit.end) // 2
+    start = max(0, min(centre - WHOLE_CHARS // 2, len(text) - WHOLE_CHARS))
+    return text[start : start + WHOLE_CHARS]
+
+
+def _newest_units(texts: list[str]) -> list[Unit]:
+    """The units the model scores: the current message's first, then earlier turns, newest
+    first, up to MAX_CONVERSATION_UNITS, so a 5,000-turn history costs no more than a long chat.
+    The patterns still read every turn whole."""
+    picked: list[Unit] = []
+    for turn in range(len(texts) - 1, -1, -1):
+        room = MAX_CONVERSATION_UNITS - len(picked)
+        if room <= 0:
+            break
+        picked.extend(units(texts[turn], turn)[:room])
+    return sorted(picked, key=lambda u: (u.turn, u.start))
 
 
 def known_words(embedder: Any) -> set[str] | None:
