@@ -32,6 +32,7 @@ from assistant.compose import (
 from assistant.config import Settings
 from assistant.coverage import CoverageModel, Evidence, Examples, ReadQuery
 from assistant.embeddings import Embedder
+from assistant.rerank import Reranker
 from assistant.errors import EMERGENCY_NOTE, AssistantError
 from assistant.retrieval import HybridRetriever
 from assistant.text import as_text, clean_message, limit_note, plain_text
@@ -101,9 +102,11 @@ class Assistant:
         composer: Composer,
         triager: TriagerLike,
         coverage: CoverageModel | None = None,
+        reranker: Reranker | None = None,
     ) -> None:
         self.settings = settings
         self.coverage = coverage or CoverageModel.load()
+        self.reranker = reranker or Reranker.load()
         self.examples = Examples.load()
         self._overview = overview(retriever.chunks)
         self.embedder = embedder
@@ -290,7 +293,7 @@ class Assistant:
         read = self.retriever.reader.read(text)
         qvec = self.embedder.encode_one(read.text) if read.changed else vector
         k = self.settings.top_k + 2 if detect_intent(read.text) is Intent.WHY else None
-        own = self._judge(read, qvec, self.retriever.search(read.search, query_vector=qvec, top_k=k))
+        own = self._judge(read, qvec, self.search(read, qvec, top_k=k))
         topic = self._topic(turns) if turns else None
         if topic is None:
             return own
@@ -312,7 +315,7 @@ class Assistant:
             return own
         blended = qvec / max(float(np.linalg.norm(qvec)), 1e-12) + topic.vector
         blended = blended / max(float(np.linalg.norm(blended)), 1e-12)
-        hits = self.retriever.search(read.search, query_vector=blended, top_k=k, topic=topic.chunk_ids)
+        hits = self.search(read, blended, top_k=k, topic=topic.chunk_ids)
         follow = self._judge(read, blended, hits, own_vector=qvec)
         follow.follow_up = True
         if read.unknown_rarity() < NEW_THING_RARITY:
@@ -322,6 +325,16 @@ class Assistant:
         return (
             own if own.p_covered > follow.p_covered and own.p_covered >= self.coverage.threshold else follow
         )
+
+    def search(
+        self, read: ReadQuery, vector: np.ndarray, top_k: int | None = None, topic: Sequence[str] = ()
+    ) -> list[ScoredChunk]:
+        """Hybrid retrieval of `rerank_pool` candidates, reranked (`rerank.Reranker`): the best `top_k`."""
+        k = top_k or self.settings.top_k
+        pool = self.retriever.search(
+            read.search, query_vector=vector, top_k=max(k, self.settings.rerank_pool), topic=topic
+        )
+        return self.reranker.rerank(read, pool, vector, self.composer.sentence_similarity)[:k]
 
     def _judge(
         self,
@@ -355,7 +368,7 @@ class Assistant:
             elif turn.role == "user" and turn.content.strip():
                 read = self.retriever.reader.read(plain_text(turn.content))
                 vec = self.embedder.encode_one(read.text)
-                judged = self._judge(read, vec, self.retriever.search(read.search, query_vector=vec))
+                judged = self._judge(read, vec, self.search(read, vec))
                 if judged.p_covered >= self.coverage.threshold:
                     ids = [h.chunk.id for h in judged.hits[:2]]
                     break

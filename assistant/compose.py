@@ -229,6 +229,11 @@ class Composer:
             self._remember(chunk.id, units, vectors)
         return self._cache[chunk.id]
 
+    def sentence_similarity(self, chunk: Chunk, query_vector: np.ndarray) -> float:
+        """Cosine similarity of the chunk's sentence closest to the question."""
+        units, vectors = self._units(chunk)
+        return float(np.max(vectors @ np.asarray(query_vector, dtype=np.float32))) if units else 0.0
+
     def best_sentence(self, hits: Sequence[ScoredChunk], query_vector: np.ndarray) -> float:
         """Cosine similarity of the retrieved chunks' best sentence to the question (evidence)."""
         q = np.asarray(query_vector, dtype=np.float32)
@@ -353,6 +358,12 @@ class Composer:
             words += n_words
             return True
 
+        # The best sentence of each of the first passages (retrieval's, reranked, best first): the
+        # passage judged to answer best leads, and the next ones get a say before the rest.
+        for rank in range(int(self.style.bonus.get("lead_passages", 1))):
+            best = next((item for item in ranked if item[2] == rank), None)
+            if best is not None and (rank == 0 or best[1] >= self.min_unit_similarity):
+                take(best)
         if intent is Intent.WHY:
             best_per_chunk: dict[str, tuple] = {}
             for item in ranked:
@@ -368,17 +379,10 @@ class Composer:
             if words >= budget * 0.8 and len(chosen) >= 3:
                 break
             take(item)
-        # The chunk of the best sentence first, so the first citation holds the answer; inside a
-        # chunk, the source's own order (quotes stay in sequence). A "why" answer puts chunks
-        # from sections about causes first.
-        first: dict[str, float] = {}
-        for c in sorted(chosen, key=lambda c: -c[0]):
-            first.setdefault(c[4].id, len(first))
-        if intent is Intent.WHY:
-            cause_section = self.style.cues["cause_sections"]
-            chosen.sort(key=lambda c: (not cause_section.search(c[4].section), first[c[4].id], c[2]))
-        else:
-            chosen.sort(key=lambda c: (first[c[4].id], c[2]))
+        # Passages in retrieval's order (the reranker put the one that answers best first), so the
+        # first citation holds the answer; inside a passage, the source's own order (quotes stay
+        # in sequence).
+        chosen.sort(key=lambda c: (c[1], c[2]))
         statements = []
         for _, _, _, unit, chunk in chosen:
             statements.append(Statement(unit, cites.n(chunk), self._attribute(unit, chunk)))

@@ -71,6 +71,12 @@ class Settings(BaseSettings):
         default=1.0, ge=0, description="Weight of the lexical (BM25) ranking in fusion."
     )
     rrf_k: int = Field(default=60, gt=0, description="The k constant of reciprocal rank fusion.")
+    rerank_pool: int = Field(
+        default=8,
+        gt=0,
+        description="Fused candidates the reranker (assistant/rules/rerank_model.yaml) reorders; "
+        "the best top_k of them are answered from.",
+    )
     min_similarity: float = Field(
         default=0.30,
         ge=-1,
