@@ -48,6 +48,12 @@ TYPO_MIN_SCORE = 84.0
 # Short words ("bak", "cor") are corrected only when English hardly has them (Zipf 2.5: a few
 # per hundred million words), since one edit turns most short words into other real ones.
 SHORT_TYPO_MAX_ZIPF = 3.0
+# A word English hardly has (Zipf < 2.5) that one edit (two in a word of 7+ letters) turns into one
+# of English's most common words is a typo of it ("shoud", "streches"): it is read as that word,
+# and it weighs as that word, not as a rare one ("sciatica"), which would say a topic is missing.
+ENGLISH_TYPO_MAX_ZIPF = 2.5
+ENGLISH_WORDS = 25_000
+ENGLISH_TYPO_MIN_SCORE = 88.0  # rapidfuzz Indel similarity (0-100)
 FEATURES = (
     "dense",
     "sentence",
@@ -84,10 +90,49 @@ def zipf(word: str) -> float:
     return float(zipf_frequency(word, "en"))
 
 
+@lru_cache(maxsize=4096)
+def passage_stems(passage: str) -> frozenset[str]:
+    """The stems of a passage's words (cached: the same passages are read for every question)."""
+    return frozenset(stem(w) for w in words(passage))
+
+
 def rarity(word: str) -> float:
     """Salience of a word, 0-1: everyday words (more common than ~30 per million words, Zipf
     4.5: "know", "bad", "week") rarely name a topic; rarer ones ("brace", "sciatica") do."""
     return max(0.02, 1.0 / (1.0 + math.exp(2.0 * (zipf(word) - 4.5))))
+
+
+@lru_cache(maxsize=1)
+def _english() -> tuple[dict[int, list[str]], dict[str, int]]:
+    """English's most common words by length, and each word's frequency rank (wordfreq)."""
+    from wordfreq import top_n_list
+
+    by_length: dict[int, list[str]] = {}
+    rank: dict[str, int] = {}
+    for i, w in enumerate(top_n_list("en", ENGLISH_WORDS)):
+        if w.isalpha():
+            by_length.setdefault(len(w), []).append(w)
+            rank[w] = i
+    return by_length, rank
+
+
+@lru_cache(maxsize=8192)
+def english_spelling(word: str) -> str | None:
+    """The common English word a typo stands for ("shoud" -> "should"), or None."""
+    if len(word) < 4 or not word.isalpha() or zipf(word) >= ENGLISH_TYPO_MAX_ZIPF:
+        return None
+    from rapidfuzz import fuzz, process
+    from rapidfuzz.distance import OSA
+
+    by_length, rank = _english()
+    edits = 2 if len(word) >= 7 else 1
+    candidates = [w for n in range(len(word) - edits, len(word) + edits + 1) for w in by_length.get(n, ())]
+    found = process.extract(word, candidates, scorer=OSA.distance, score_cutoff=edits, limit=None)
+    # and still alike as strings: two edits in "bursitis" make "bursts", which is another word
+    found = [f for f in found if fuzz.ratio(word, f[0]) >= ENGLISH_TYPO_MIN_SCORE]
+    if not found:
+        return None
+    return str(min(found, key=lambda f: (f[1], rank[f[0]]))[0])
 
 
 def content_terms(text: str) -> list[str]:
@@ -165,7 +210,7 @@ class ReadQuery:
         total = sum(w for _, w in pairs)
         if not total:
             return 0.0
-        stems = {stem(w) for w in words(passage)}
+        stems = passage_stems(passage)
         return sum(w for t, w in pairs if stem(t) in stems) / total
 
     def unknown_rarity(self) -> float:
@@ -208,6 +253,7 @@ class QueryReader:
             for w in words(c.text):
                 self.counts[w] = self.counts.get(w, 0) + 1
         zipf("the")  # load wordfreq's tables now, not on the first question
+        _english()
         self._phrases = sorted(
             (k for k in (*self.language.everyday, *self.language.conditions) if " " in k),
             key=len,
@@ -278,6 +324,12 @@ class QueryReader:
             rebuilt = token
             for w in parts:
                 read = self.language.shorthand[w] if w in self.language.shorthand else self.correct(w)
+                weighs_as = read
+                if read == w and w not in self.language.everyday and not self.knows(w):
+                    english = english_spelling(w)
+                    if english and (self.knows(english) or english in STOPWORDS):
+                        read = english  # a typo of a word the sources use, or of a filler word
+                    weighs_as = english or w
                 corrected |= w not in self.language.shorthand and read != w
                 if w in self.language.everyday:
                     extra.append(self.language.everyday[w])
@@ -286,7 +338,8 @@ class QueryReader:
                 for r in words(read):
                     if len(r) > 1 and r not in STOPWORDS and not r.isdigit() and r not in terms:
                         known = self.knows(r) or w in self.language.everyday
-                        terms[r] = Term(w, r, rarity(r), known)
+                        weight = rarity(weighs_as if weighs_as not in STOPWORDS else r)
+                        terms[r] = Term(w, r, weight, known)
             if rebuilt.strip():
                 out.append(rebuilt)
         text = " ".join(out)
