@@ -30,7 +30,7 @@ from assistant.compose import (
     topic_name,
 )
 from assistant.config import Settings
-from assistant.coverage import CoverageModel, Evidence, Examples, ReadQuery
+from assistant.coverage import CoverageModel, Evidence, Examples, ReadQuery, rest
 from assistant.embeddings import Embedder
 from assistant.rerank import Reranker
 from assistant.errors import EMERGENCY_NOTE, AssistantError
@@ -115,6 +115,8 @@ class Assistant:
         self.triager = triager
         self.index_report: IngestReport | None = None
         self._pt_vec: np.ndarray | None = None  # the see-a-PT passage's query, embedded once
+        self._chunk_ids: list[str] | None = None  # every chunk's id and vector, for `sentence_of`
+        self._chunk_matrix = np.zeros((0, 0), dtype=np.float32)
 
     @classmethod
     def from_settings(
@@ -149,7 +151,7 @@ class Assistant:
         """Embed, up front, what answers would otherwise embed on first use (chunk sentences,
         the vocabulary behind the coverage check), so the first questions are as fast as the rest."""
         self.composer.warm_up(self.retriever.chunks)
-        self.examples.vectors(self.embedder)
+        self.examples.rests(self.embedder, self.sentence_of)
         self.retriever.warm_up()
 
     # -- the pipeline ----------------------------------------------------------
@@ -352,9 +354,30 @@ class Assistant:
             bm25=max((h.lexical for h in hits), default=0.0),
             passages=[f"{h.chunk.section} {h.chunk.text}" for h in hits[:3]],
         )
-        like_uncovered, like_covered = self.examples.likeness(self.embedder, own_vector)
-        evidence = replace(evidence, like_uncovered=like_uncovered, like_covered=like_covered)
+        _, sentence = self.composer.closest_sentence([h.chunk for h in hits[:3]], own_vector)
+        own_rest = rest(own_vector, sentence) if sentence is not None else None
+        likeness = self.examples.likeness(self.embedder, own_vector, own_rest, self.sentence_of)
+        evidence = replace(
+            evidence,
+            like_uncovered=likeness[0],
+            like_covered=likeness[1],
+            rest_like_uncovered=likeness[2],
+            rest_like_covered=likeness[3],
+        )
         return Retrieved(read, hits, vector, evidence, self.coverage.probability(evidence))
+
+    def sentence_of(self, vector: np.ndarray) -> np.ndarray:
+        """The vector of the sources' sentence closest to `vector`, among the units of its three
+        closest chunks (dense only: used for the labelled examples, embedded at start)."""
+        if self._chunk_ids is None:
+            vectors = self.retriever.store.vectors([c.id for c in self.retriever.chunks])
+            self._chunk_ids = list(vectors)
+            self._chunk_matrix = np.asarray(list(vectors.values()), dtype=np.float32)
+        q = np.asarray(vector, dtype=np.float32)
+        order = np.argsort(-(self._chunk_matrix @ q))[:3]
+        chunks = [self.retriever.chunk(self._chunk_ids[int(i)]) for i in order]
+        _, sentence = self.composer.closest_sentence(chunks, q)
+        return sentence if sentence is not None else q
 
     def _topic(self, turns: Sequence[Turn]) -> Topic | None:
         """The chunks the conversation was last about: those the last answer quoted, else the

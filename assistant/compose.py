@@ -236,13 +236,22 @@ class Composer:
 
     def best_sentence(self, hits: Sequence[ScoredChunk], query_vector: np.ndarray) -> float:
         """Cosine similarity of the retrieved chunks' best sentence to the question (evidence)."""
+        return self.closest_sentence([h.chunk for h in hits], query_vector)[0]
+
+    def closest_sentence(
+        self, chunks: Sequence[Chunk], query_vector: np.ndarray
+    ) -> tuple[float, np.ndarray | None]:
+        """(cosine similarity, vector) of the chunks' sentence closest to the question."""
         q = np.asarray(query_vector, dtype=np.float32)
-        best = 0.0
-        for hit in hits:
-            units, vectors = self._units(hit.chunk)
+        best, vector = 0.0, None
+        for chunk in chunks:
+            units, vectors = self._units(chunk)
             if units:
-                best = max(best, float(np.max(vectors @ q)))
-        return best
+                sims = vectors @ q
+                i = int(np.argmax(sims))
+                if vector is None or float(sims[i]) > best:
+                    best, vector = float(sims[i]), vectors[i]
+        return best, vector
 
     # -- composing -------------------------------------------------------------
     def compose(

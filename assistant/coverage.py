@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -63,6 +63,8 @@ FEATURES = (
     "unknown_rarity",
     "like_uncovered",
     "like_covered",
+    "rest_like_uncovered",
+    "rest_like_covered",
 )
 EXAMPLES_FILE = RULES / "coverage_examples.yaml"
 
@@ -369,6 +371,9 @@ class Evidence:
     # cosine similarity to the closest labelled dev question the sources do not / do answer
     like_uncovered: float = 0.0
     like_covered: float = 0.0
+    # the same for the question's rest: what its best sentence leaves unexplained (`rest`)
+    rest_like_uncovered: float = 0.0
+    rest_like_covered: float = 0.0
 
     def vector(self) -> list[float]:
         return [float(getattr(self, f)) for f in FEATURES]
@@ -445,12 +450,32 @@ class CoverageModel:
         }
 
 
+def rest(vector: Any, sentence: Any) -> Any:
+    """What a question asks beyond its closest sentence of the sources: its vector less the
+    part along that sentence, unit length.
+
+    Every question about the sources' subject shares their subject ("back pain on the
+    treadmill"), which makes raw similarities alike for questions they answer and ones they
+    don't. The rest leaves that out: for "which shoes for treadmill walking?" it is about
+    shoes; for a covered question in other words it is little more than phrasing.
+    """
+    import numpy as np
+
+    q = np.asarray(vector, dtype=np.float32)
+    s = np.asarray(sentence, dtype=np.float32)
+    r = q - float(q @ s) * s
+    norm = float(np.linalg.norm(r))
+    return r / norm if norm > 1e-6 else np.zeros_like(r)
+
+
 class Examples:
-    """Labelled dev questions (covered or not), embedded once: how alike a new question is to each kind."""
+    """Labelled dev questions (covered or not), embedded once: how alike a new question is to each
+    kind, as a whole and in its rest (`rest`)."""
 
     def __init__(self, covered: Sequence[str], uncovered: Sequence[str]) -> None:
         self.covered, self.uncovered = list(covered), list(uncovered)
         self._vectors: tuple[Any, Any] | None = None
+        self._rests: tuple[Any, Any] | None = None
 
     @classmethod
     def load(cls, path: Path = EXAMPLES_FILE) -> Examples:
@@ -472,13 +497,43 @@ class Examples:
             self._vectors = (np.asarray(cov, dtype=np.float32), np.asarray(unc, dtype=np.float32))
         return self._vectors
 
-    def likeness(self, embedder: Any, vector: Any) -> tuple[float, float]:
-        """(closest uncovered example, closest covered example), cosine similarities."""
+    def rests(self, embedder: Any, sentence_of: Callable[[Any], Any]) -> tuple[Any, Any]:
+        """The examples' rests, each against its own closest sentence (`sentence_of(vector)`)."""
+        import numpy as np
+
+        if self._rests is None:
+            cov, unc = self.vectors(embedder)
+            self._rests = tuple(  # type: ignore[assignment]
+                np.asarray([rest(v, sentence_of(v)) for v in m], dtype=np.float32).reshape(m.shape)
+                for m in (cov, unc)
+            )
+        assert self._rests is not None
+        return self._rests
+
+    def likeness(
+        self,
+        embedder: Any,
+        vector: Any,
+        rest_vector: Any = None,
+        sentence_of: Callable[[Any], Any] | None = None,
+    ) -> tuple[float, float, float, float]:
+        """Closest uncovered and covered example (cosine similarities), then the same for the
+        question's rest against the examples' rests (0.0 without `rest_vector`)."""
         import numpy as np
 
         cov, unc = self.vectors(embedder)
         q = np.asarray(vector, dtype=np.float32)
-        return (
+        out = [
             float((unc @ q).max()) if len(unc) else 0.0,
             float((cov @ q).max()) if len(cov) else 0.0,
+        ]
+        if rest_vector is None or sentence_of is None:
+            return out[0], out[1], 0.0, 0.0
+        cov_r, unc_r = self.rests(embedder, sentence_of)
+        r = np.asarray(rest_vector, dtype=np.float32)
+        return (
+            out[0],
+            out[1],
+            float((unc_r @ r).max()) if len(unc_r) else 0.0,
+            float((cov_r @ r).max()) if len(cov_r) else 0.0,
         )
