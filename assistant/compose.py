@@ -367,19 +367,25 @@ class Composer:
             words += n_words
             return True
 
-        # The best sentence of each of the first passages (retrieval's, reranked, best first): the
-        # passage judged to answer best leads, and the next ones get a say before the rest.
-        for rank in range(int(self.style.bonus.get("lead_passages", 1))):
-            best = next((item for item in ranked if item[2] == rank), None)
-            if best is not None and (rank == 0 or best[1] >= self.min_unit_similarity):
-                take(best)
+        def best_of(rank: int) -> tuple | None:
+            return next((item for item in ranked if item[2] == rank), None)
+
+        # The passage retrieval judged to answer best (reranked, first) leads with its best sentence.
+        leading = best_of(0)
+        if leading is not None:
+            take(leading)
         if intent is Intent.WHY:
             best_per_chunk: dict[str, tuple] = {}
             for item in ranked:
                 if self.style.cues["cause_cues"].search(item[4]) and item[1] >= self.min_unit_similarity:
                     best_per_chunk.setdefault(item[5].id, item)
-            for item in sorted(best_per_chunk.values(), key=lambda t: t[2]):
+            for item in sorted(best_per_chunk.values(), key=lambda t: -t[0]):
                 take(item)
+        # The next passages each get a say (their best sentence) before the rest is filled by score.
+        for rank in range(1, int(self.style.bonus.get("lead_passages", 1))):
+            best = best_of(rank)
+            if best is not None and best[1] >= self.min_unit_similarity:
+                take(best)
         for item in ranked:
             if max_units and len(chosen) >= max_units:
                 break

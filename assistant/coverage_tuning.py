@@ -295,9 +295,28 @@ def compose_cases(bot: Any, cases: Sequence[Labelled]) -> list[tuple[Any, tuple[
     return out
 
 
-def compose_score(bot: Any, cases: Sequence[tuple[Any, tuple[str, ...]]]) -> tuple[float, float]:
-    """(cited, first): shares of cases where a cited passage / the first citation holds an expected phrase."""
-    from evals.metrics import contains
+def fact_cases(bot: Any, split: str) -> list[tuple[Any, tuple[str, ...]]]:
+    """(retrieved, key facts) for the answers set's covered questions of a split."""
+    from assistant.text import plain_text
+
+    out = []
+    for row in _read_jsonl(ANSWERS_FILE):
+        if split_of(str(row["id"])) != split or not row.get("covered", True) or not row.get("key_facts"):
+            continue
+        text = plain_text(_text(row))
+        got = bot.retrieve(text, bot.embedder.encode_one(text))
+        if got.hits:
+            out.append((got, tuple(row["key_facts"])))
+    return out
+
+
+def compose_score(
+    bot: Any, cases: Sequence[tuple[Any, tuple[str, ...]]], facts: Sequence[tuple[Any, tuple[str, ...]]] = ()
+) -> tuple[float, float, float]:
+    """(cited, first, facts): shares of cases where a cited passage / the first citation holds an
+    expected phrase, and the mean share of key facts the answer states."""
+    from assistant.types import render_text
+    from evals.metrics import contains, fact_recall
 
     cited = first = 0
     for got, phrases in cases:
@@ -305,7 +324,12 @@ def compose_score(bot: Any, cases: Sequence[tuple[Any, tuple[str, ...]]]) -> tup
         texts = [c.text for c in composed.citations]
         cited += any(contains(t, p) for t in texts for p in phrases)
         first += bool(texts) and any(contains(texts[0], p) for p in phrases)
-    return cited / max(len(cases), 1), first / max(len(cases), 1)
+    recall = []
+    for got, key_facts in facts:
+        composed = bot.composer.compose(got.read.text, got.hits, got.vector)
+        recall.append(fact_recall(render_text(blocks=composed.blocks), key_facts) or 0.0)
+    n = max(len(cases), 1)
+    return cited / n, first / n, float(np.mean(recall)) if recall else 0.0
 
 
 def fit_compose(bot: Any, dev: Sequence[Labelled], test: Sequence[Labelled]) -> dict[str, Any]:
@@ -317,12 +341,20 @@ def fit_compose(bot: Any, dev: Sequence[Labelled], test: Sequence[Labelled]) -> 
     from assistant.compose import ANSWERS_FILE
 
     dev_cases, test_cases = compose_cases(bot, dev), compose_cases(bot, test)
+    dev_facts, test_facts = fact_cases(bot, "dev"), fact_cases(bot, "test")
     bonus = dict(bot.composer.style.bonus)
-    start = {"dev": compose_score(bot, dev_cases), "test": compose_score(bot, test_cases)}
+
+    def scored() -> dict[str, tuple[float, float, float]]:
+        return {
+            "dev": compose_score(bot, dev_cases, dev_facts),
+            "test": compose_score(bot, test_cases, test_facts),
+        }
+
+    start = scored()
 
     def objective(values: dict[str, float]) -> float:
         bot.composer.style = replace(bot.composer.style, bonus=values)
-        return sum(compose_score(bot, dev_cases))
+        return sum(compose_score(bot, dev_cases, dev_facts))
 
     best = objective(bonus)
     for _ in range(3):
@@ -339,8 +371,10 @@ def fit_compose(bot: Any, dev: Sequence[Labelled], test: Sequence[Labelled]) -> 
     result = {
         "bonus": {k: bonus[k] for k in COMPOSE_GRID},
         "before": start,
-        "after": {"dev": compose_score(bot, dev_cases), "test": compose_score(bot, test_cases)},
+        "after": scored(),
+        "columns": ["cited", "first", "key facts"],
         "dev_cases": len(dev_cases),
+        "dev_fact_cases": len(dev_facts),
     }
     text = ANSWERS_FILE.read_text(encoding="utf-8")
     for name in COMPOSE_GRID:
