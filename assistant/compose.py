@@ -308,7 +308,8 @@ class Composer:
                     continue  # labels and lead-ins say nothing on their own
                 b = bonus["rank"] * (len(hits) - rank) / len(hits)
                 if intent is Intent.WHY:
-                    b += bonus["cause"] * bool(cue["cause_cues"].search(unit))
+                    # two cause cues ("poor posture ... causes") say more than one ("force")
+                    b += bonus["cause"] * min(2, len(set(cue["cause_cues"].findall(unit.lower()))))
                     b += bonus["cause_section"] * cause_section
                 elif intent is Intent.ACTION:
                     if cue["imperative"].search(unit):
@@ -379,7 +380,9 @@ class Composer:
             for item in ranked:
                 if self.style.cues["cause_cues"].search(item[4]) and item[1] >= self.min_unit_similarity:
                     best_per_chunk.setdefault(item[5].id, item)
-            for item in sorted(best_per_chunk.values(), key=lambda t: -t[0]):
+            # sections about causes first (their sentences state causes), strongest first
+            cause_section = self.style.cues["cause_sections"]
+            for item in sorted(best_per_chunk.values(), key=lambda t: (not cause_section.search(t[5].section), -t[0])):
                 take(item)
         # The next passages each get a say (their best sentence) before the rest is filled by score.
         for rank in range(1, int(self.style.bonus.get("lead_passages", 1))):
