@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.coverage import CoverageModel, Evidence, QueryReader, rarity
+import numpy as np
+
+from assistant.coverage import CoverageModel, Evidence, QueryReader, english_spelling, rarity, rest
 
 # In-domain questions the article does not answer: the evidence says so.
 NOT_COVERED = [
@@ -100,3 +102,40 @@ def test_unknown_words_alone_never_decide() -> None:
 def test_the_model_file_records_how_it_was_fitted() -> None:
     model = CoverageModel.load()
     assert "dev_cases" in model.info and model.info["how"].startswith("python -m assistant.coverage_tuning")
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [("shoud", "should"), ("streches", "stretches"), ("diffrent", "different"), ("recomend", "recommend")],
+)
+def test_typos_of_common_english_words_are_recognised(typed, meant) -> None:
+    assert english_spelling(typed) == meant
+
+
+@pytest.mark.parametrize("word", ["bursitis", "piriformis", "doomscrolling", "brace", "kinesio"])
+def test_rare_real_words_are_not_taken_for_typos(word) -> None:
+    assert english_spelling(word) is None
+
+
+def test_a_typo_of_a_common_word_does_not_weigh_as_a_rare_topic(reader) -> None:
+    typo = reader.read("shoud i walk fewer days if my back hurts")
+    assert all(t.word != "shoud" for t in typo.terms)  # read as "should", a filler word
+    rare = reader.read("does a lumbar brace help")
+    assert max(t.weight for t in rare.terms if not t.known) > 0.5
+
+
+def test_a_questions_rest_leaves_out_its_closest_sentence() -> None:
+    rng = np.random.default_rng(1)
+    q, s = rng.normal(size=16), rng.normal(size=16)
+    q, s = q / np.linalg.norm(q), s / np.linalg.norm(s)
+    r = rest(q, s)
+    assert abs(float(r @ s)) < 1e-5 and abs(float(np.linalg.norm(r)) - 1.0) < 1e-5
+    assert float(np.linalg.norm(rest(s, s))) == 0.0
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["should I wear a knee brace?", "which shoes are best for incline walking?", "is a massage gun good for my back"],
+)
+def test_in_domain_questions_the_sources_do_not_answer_are_declined(bot, question) -> None:
+    assert not bot.ask(question).covered
