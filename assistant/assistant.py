@@ -32,8 +32,8 @@ from assistant.compose import (
 from assistant.config import Settings
 from assistant.coverage import CoverageModel, Evidence, Examples, ReadQuery, rest
 from assistant.embeddings import Embedder
-from assistant.rerank import Reranker
 from assistant.errors import EMERGENCY_NOTE, AssistantError
+from assistant.rerank import Reranker
 from assistant.retrieval import HybridRetriever
 from assistant.text import as_text, clean_message, limit_note, plain_text
 from assistant.types import Answer, Block, ScoredChunk, Triage, TriageLevel, Turn, render_text

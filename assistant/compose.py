@@ -382,7 +382,8 @@ class Composer:
                     best_per_chunk.setdefault(item[5].id, item)
             # sections about causes first (their sentences state causes), strongest first
             cause_section = self.style.cues["cause_sections"]
-            for item in sorted(best_per_chunk.values(), key=lambda t: (not cause_section.search(t[5].section), -t[0])):
+            causes = best_per_chunk.values()
+            for item in sorted(causes, key=lambda t: (not cause_section.search(t[5].section), -t[0])):
                 take(item)
         # The next passages each get a say (their best sentence) before the rest is filled by score.
         for rank in range(1, int(self.style.bonus.get("lead_passages", 1))):

@@ -160,9 +160,8 @@ def fit(
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
-    p = cross_val_predict(
-        LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000), z, y, cv=folds, method="predict_proba"
-    )[:, 1]
+    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000)
+    p = cross_val_predict(model, z, y, cv=folds, method="predict_proba")[:, 1]
     best_t, best = 0.02, -1.0
     for t in np.linspace(0.02, 0.8, 79):
         pred = p >= t
@@ -390,7 +389,7 @@ def fit_compose(bot: Any, dev: Sequence[Labelled], test: Sequence[Labelled]) -> 
     for name in COMPOSE_GRID:
         value = bonus[name]
         shown = str(int(value)) if name == "lead_passages" else f"{value:g}"
-        text = re.sub(rf"(?m)^(  {name}:\s*)[-0-9.]+", lambda m, v=shown: m.group(1) + v, text)
+        text = re.sub(rf"(?m)^(  {name}:\s*)[-0-9.]+", rf"\g<1>{shown}", text)
     ANSWERS_FILE.write_text(text, encoding="utf-8")
     return result
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 import numpy as np
+import pytest
 
 from assistant.coverage import CoverageModel, Evidence, QueryReader, english_spelling, rarity, rest
 

@@ -16,6 +16,7 @@ from evals.baselines.naive_rag import ARTICLE, compose
 from evals.compare import compare, regressions
 from evals.feedback import add_feedback, to_case
 from evals.metrics import (
+    Statement,
     check_answer,
     confusion_matrix,
     contains,
@@ -26,7 +27,6 @@ from evals.metrics import (
     normalize,
     per_class,
     recall_at_k,
-    Statement,
     statements,
 )
 from evals.results import MetricResult, Report, SuiteResult, apply_thresholds
