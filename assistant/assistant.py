@@ -108,6 +108,8 @@ class Assistant:
         self.coverage = coverage or CoverageModel.load()
         self.reranker = reranker or Reranker.load()
         self.examples = Examples.load()
+        sources = sorted(f"{c.id}\x1f{c.section}\x1f{c.text}" for c in retriever.chunks)
+        self.examples.cache_at(settings.cache_dir / "coverage", str(embedder.model_path), *sources)
         self._overview = overview(retriever.chunks)
         self.embedder = embedder
         self.retriever = retriever

@@ -19,6 +19,7 @@ Two parts:
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -32,6 +33,8 @@ from bm25s.stopwords import STOPWORDS_EN_PLUS
 
 from assistant.errors import ConfigError
 from assistant.types import Chunk
+
+log = logging.getLogger(__name__)
 
 RULES = Path(__file__).parent / "rules"
 LANGUAGE_FILE = RULES / "language.yaml"
@@ -476,6 +479,48 @@ class Examples:
         self.covered, self.uncovered = list(covered), list(uncovered)
         self._vectors: tuple[Any, Any] | None = None
         self._rests: tuple[Any, Any] | None = None
+        # where vectors and rests are kept between runs (`cache_at`); None: computed every run
+        self.cache_file: Path | None = None
+
+    def cache_at(self, folder: Path, *parts: str) -> None:
+        """Keep the vectors and rests in `folder`, under a key of the examples and of `parts`
+        (what else they depend on: the model, the sources' text)."""
+        import hashlib
+
+        text = "\x1f".join([*self.covered, "\x1e", *self.uncovered, "\x1e", *parts])
+        digest = hashlib.sha256(text.encode())
+        self.cache_file = folder / f"examples-{digest.hexdigest()[:20]}.npz"
+
+    def _load_cache(self) -> None:
+        import numpy as np
+
+        if self.cache_file is None or not self.cache_file.exists() or self._rests is not None:
+            return
+        try:
+            with np.load(self.cache_file) as data:
+                self._vectors = (data["cov"], data["unc"])
+                self._rests = (data["cov_rest"], data["unc_rest"])
+        except Exception as exc:  # a broken cache is recomputed, never fatal
+            log.warning("Ignoring the unreadable examples cache %s (%s).", self.cache_file, exc)
+            self._vectors = self._rests = None
+
+    def _save_cache(self) -> None:
+        import os
+        import tempfile
+
+        import numpy as np
+
+        if self.cache_file is None or self._vectors is None or self._rests is None:
+            return
+        try:
+            self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.cache_file.parent, suffix=".npz")
+            with os.fdopen(fd, "wb") as fh:
+                cov, unc = self._vectors
+                np.savez(fh, cov=cov, unc=unc, cov_rest=self._rests[0], unc_rest=self._rests[1])
+            os.replace(tmp, self.cache_file)
+        except OSError as exc:  # a read-only cache folder only costs time
+            log.warning("Could not keep the examples cache in %s (%s).", self.cache_file, exc)
 
     @classmethod
     def load(cls, path: Path = EXAMPLES_FILE) -> Examples:
@@ -490,6 +535,7 @@ class Examples:
     def vectors(self, embedder: Any) -> tuple[Any, Any]:
         import numpy as np
 
+        self._load_cache()
         if self._vectors is None:
             empty = np.zeros((0, 0), dtype=np.float32)
             cov = embedder.encode(self.covered) if self.covered else empty
@@ -501,12 +547,14 @@ class Examples:
         """The examples' rests, each against its own closest sentence (`sentence_of(vector)`)."""
         import numpy as np
 
+        self._load_cache()
         if self._rests is None:
             cov, unc = self.vectors(embedder)
             self._rests = tuple(  # type: ignore[assignment]
                 np.asarray([rest(v, sentence_of(v)) for v in m], dtype=np.float32).reshape(m.shape)
                 for m in (cov, unc)
             )
+            self._save_cache()
         assert self._rests is not None
         return self._rests
 

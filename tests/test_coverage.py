@@ -138,3 +138,40 @@ def test_a_questions_rest_leaves_out_its_closest_sentence() -> None:
 )
 def test_in_domain_questions_the_sources_do_not_answer_are_declined(bot, question) -> None:
     assert not bot.ask(question).covered
+
+
+class _CountingEmbedder:
+    """Deterministic unit vectors per text; counts how many texts it embedded."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def encode(self, texts):
+        self.calls += len(texts)
+        out = [np.random.default_rng(sum(map(ord, t))).normal(size=8) for t in texts]
+        return np.asarray([v / np.linalg.norm(v) for v in out], dtype=np.float32)
+
+
+def test_the_examples_vectors_and_rests_are_kept_between_runs(tmp_path) -> None:
+    from assistant.coverage import Examples
+
+    sentence = np.eye(8, dtype=np.float32)[0]
+    first, embedder = Examples(["bird dog reps"], ["knee brace?", "heat or ice"]), _CountingEmbedder()
+    first.cache_at(tmp_path, "model", "sources")
+    rests = first.rests(embedder, lambda v: sentence)
+    assert embedder.calls == 3 and first.cache_file is not None and first.cache_file.exists()
+
+    again, fresh = Examples(["bird dog reps"], ["knee brace?", "heat or ice"]), _CountingEmbedder()
+    again.cache_at(tmp_path, "model", "sources")
+    assert all(np.allclose(a, b) for a, b in zip(again.rests(fresh, lambda v: sentence), rests, strict=True))
+    assert fresh.calls == 0  # read from the cache, nothing embedded
+
+    changed = Examples(["bird dog reps"], ["knee brace?", "heat or ice"])
+    changed.cache_at(tmp_path, "model", "other sources")  # the sources changed: another key
+    assert changed.cache_file != first.cache_file
+
+    first.cache_file.write_bytes(b"not an npz")  # a broken cache is recomputed, never fatal
+    broken, counting = Examples(["bird dog reps"], ["knee brace?", "heat or ice"]), _CountingEmbedder()
+    broken.cache_at(tmp_path, "model", "sources")
+    broken.rests(counting, lambda v: sentence)
+    assert counting.calls == 3
