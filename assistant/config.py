@@ -102,7 +102,8 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(
         default=PROJECT_ROOT / ".cache",
         description="Folder for artefacts derived from the repository and the packaged model "
-        "(the ONNX export of the embedding model, the trained triage model), each keyed by a hash "
+        "(the ONNX export of the embedding model, the trained triage model, the coverage examples' "
+        "vectors), each keyed by a hash "
         "of what it was built from; made at `make setup` or on first use, never downloaded.",
     )
 
