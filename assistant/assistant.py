@@ -30,10 +30,11 @@ from assistant.compose import (
     topic_name,
 )
 from assistant.config import Settings
-from assistant.coverage import CoverageModel, Evidence, Examples, ReadQuery
+from assistant.coverage import CoverageModel, Evidence, Examples, ReadQuery, rest
 from assistant.embeddings import Embedder
 from assistant.errors import EMERGENCY_NOTE, AssistantError, InputError
 from assistant.history import read_history
+from assistant.rerank import Reranker
 from assistant.retrieval import HybridRetriever
 from assistant.text import as_text, clean_message, limit_note, plain_text
 from assistant.types import Answer, Block, ScoredChunk, Triage, TriageLevel, Turn, render_text
@@ -103,10 +104,14 @@ class Assistant:
         composer: Composer,
         triager: TriagerLike,
         coverage: CoverageModel | None = None,
+        reranker: Reranker | None = None,
     ) -> None:
         self.settings = settings
         self.coverage = coverage or CoverageModel.load()
+        self.reranker = reranker or Reranker.load()
         self.examples = Examples.load()
+        sources = sorted(f"{c.id}\x1f{c.section}\x1f{c.text}" for c in retriever.chunks)
+        self.examples.cache_at(settings.cache_dir / "coverage", str(embedder.model_path), *sources)
         self._overview = overview(retriever.chunks)
         self.embedder = embedder
         self.retriever = retriever
@@ -114,6 +119,8 @@ class Assistant:
         self.triager = triager
         self.index_report: IngestReport | None = None
         self._pt_vec: np.ndarray | None = None  # the see-a-PT passage's query, embedded once
+        self._chunk_ids: list[str] | None = None  # every chunk's id and vector, for `sentence_of`
+        self._chunk_matrix = np.zeros((0, 0), dtype=np.float32)
 
     @classmethod
     def from_settings(
@@ -148,7 +155,7 @@ class Assistant:
         """Embed, up front, what answers would otherwise embed on first use (chunk sentences,
         the vocabulary behind the coverage check), so the first questions are as fast as the rest."""
         self.composer.warm_up(self.retriever.chunks)
-        self.examples.vectors(self.embedder)
+        self.examples.rests(self.embedder, self.sentence_of)
         self.retriever.warm_up()
 
     # -- the pipeline ----------------------------------------------------------
@@ -318,7 +325,7 @@ class Assistant:
         read = self.retriever.reader.read(text)
         qvec = self.embedder.encode_one(read.text) if read.changed else vector
         k = self.settings.top_k + 2 if detect_intent(read.text) is Intent.WHY else None
-        own = self._judge(read, qvec, self.retriever.search(read.search, query_vector=qvec, top_k=k))
+        own = self._judge(read, qvec, self.search(read, qvec, top_k=k))
         topic = self._topic(turns) if turns else None
         if topic is None:
             return own
@@ -340,7 +347,7 @@ class Assistant:
             return own
         blended = qvec / max(float(np.linalg.norm(qvec)), 1e-12) + topic.vector
         blended = blended / max(float(np.linalg.norm(blended)), 1e-12)
-        hits = self.retriever.search(read.search, query_vector=blended, top_k=k, topic=topic.chunk_ids)
+        hits = self.search(read, blended, top_k=k, topic=topic.chunk_ids)
         follow = self._judge(read, blended, hits, own_vector=qvec)
         follow.follow_up = True
         if read.unknown_rarity() < NEW_THING_RARITY:
@@ -350,6 +357,16 @@ class Assistant:
         return (
             own if own.p_covered > follow.p_covered and own.p_covered >= self.coverage.threshold else follow
         )
+
+    def search(
+        self, read: ReadQuery, vector: np.ndarray, top_k: int | None = None, topic: Sequence[str] = ()
+    ) -> list[ScoredChunk]:
+        """Hybrid retrieval of `rerank_pool` candidates, reranked (`rerank.Reranker`): the best `top_k`."""
+        k = top_k or self.settings.top_k
+        pool = self.retriever.search(
+            read.search, query_vector=vector, top_k=max(k, self.settings.rerank_pool), topic=topic
+        )
+        return self.reranker.rerank(read, pool, vector, self.composer.sentence_similarity)[:k]
 
     def _judge(
         self,
@@ -367,9 +384,30 @@ class Assistant:
             bm25=max((h.lexical for h in hits), default=0.0),
             passages=[f"{h.chunk.section} {h.chunk.text}" for h in hits[:3]],
         )
-        like_uncovered, like_covered = self.examples.likeness(self.embedder, own_vector)
-        evidence = replace(evidence, like_uncovered=like_uncovered, like_covered=like_covered)
+        _, sentence = self.composer.closest_sentence([h.chunk for h in hits[:3]], own_vector)
+        own_rest = rest(own_vector, sentence) if sentence is not None else None
+        likeness = self.examples.likeness(self.embedder, own_vector, own_rest, self.sentence_of)
+        evidence = replace(
+            evidence,
+            like_uncovered=likeness[0],
+            like_covered=likeness[1],
+            rest_like_uncovered=likeness[2],
+            rest_like_covered=likeness[3],
+        )
         return Retrieved(read, hits, vector, evidence, self.coverage.probability(evidence))
+
+    def sentence_of(self, vector: np.ndarray) -> np.ndarray:
+        """The vector of the sources' sentence closest to `vector`, among the units of its three
+        closest chunks (dense only: used for the labelled examples, embedded at start)."""
+        if self._chunk_ids is None:
+            vectors = self.retriever.store.vectors([c.id for c in self.retriever.chunks])
+            self._chunk_ids = list(vectors)
+            self._chunk_matrix = np.asarray(list(vectors.values()), dtype=np.float32)
+        q = np.asarray(vector, dtype=np.float32)
+        order = np.argsort(-(self._chunk_matrix @ q))[:3]
+        chunks = [self.retriever.chunk(self._chunk_ids[int(i)]) for i in order]
+        _, sentence = self.composer.closest_sentence(chunks, q)
+        return sentence if sentence is not None else q
 
     def _topic(self, turns: Sequence[Turn]) -> Topic | None:
         """The chunks the conversation was last about: those the last answer quoted, else the
@@ -383,7 +421,7 @@ class Assistant:
             elif turn.role == "user" and turn.content.strip():
                 read = self.retriever.reader.read(plain_text(turn.content))
                 vec = self.embedder.encode_one(read.text)
-                judged = self._judge(read, vec, self.retriever.search(read.search, query_vector=vec))
+                judged = self._judge(read, vec, self.search(read, vec))
                 if judged.p_covered >= self.coverage.threshold:
                     ids = [h.chunk.id for h in judged.hits[:2]]
                     break

@@ -229,15 +229,29 @@ class Composer:
             self._remember(chunk.id, units, vectors)
         return self._cache[chunk.id]
 
+    def sentence_similarity(self, chunk: Chunk, query_vector: np.ndarray) -> float:
+        """Cosine similarity of the chunk's sentence closest to the question."""
+        units, vectors = self._units(chunk)
+        return float(np.max(vectors @ np.asarray(query_vector, dtype=np.float32))) if units else 0.0
+
     def best_sentence(self, hits: Sequence[ScoredChunk], query_vector: np.ndarray) -> float:
         """Cosine similarity of the retrieved chunks' best sentence to the question (evidence)."""
+        return self.closest_sentence([h.chunk for h in hits], query_vector)[0]
+
+    def closest_sentence(
+        self, chunks: Sequence[Chunk], query_vector: np.ndarray
+    ) -> tuple[float, np.ndarray | None]:
+        """(cosine similarity, vector) of the chunks' sentence closest to the question."""
         q = np.asarray(query_vector, dtype=np.float32)
-        best = 0.0
-        for hit in hits:
-            units, vectors = self._units(hit.chunk)
+        best, vector = 0.0, None
+        for chunk in chunks:
+            units, vectors = self._units(chunk)
             if units:
-                best = max(best, float(np.max(vectors @ q)))
-        return best
+                sims = vectors @ q
+                i = int(np.argmax(sims))
+                if vector is None or float(sims[i]) > best:
+                    best, vector = float(sims[i]), vectors[i]
+        return best, vector
 
     # -- composing -------------------------------------------------------------
     def compose(
@@ -294,7 +308,8 @@ class Composer:
                     continue  # labels and lead-ins say nothing on their own
                 b = bonus["rank"] * (len(hits) - rank) / len(hits)
                 if intent is Intent.WHY:
-                    b += bonus["cause"] * bool(cue["cause_cues"].search(unit))
+                    # two cause cues ("poor posture ... causes") say more than one ("force")
+                    b += bonus["cause"] * min(2, len(set(cue["cause_cues"].findall(unit.lower()))))
                     b += bonus["cause_section"] * cause_section
                 elif intent is Intent.ACTION:
                     if cue["imperative"].search(unit):
@@ -353,13 +368,28 @@ class Composer:
             words += n_words
             return True
 
+        def best_of(rank: int) -> tuple | None:
+            return next((item for item in ranked if item[2] == rank), None)
+
+        # The passage retrieval judged to answer best (reranked, first) leads with its best sentence.
+        leading = best_of(0)
+        if leading is not None:
+            take(leading)
         if intent is Intent.WHY:
             best_per_chunk: dict[str, tuple] = {}
             for item in ranked:
                 if self.style.cues["cause_cues"].search(item[4]) and item[1] >= self.min_unit_similarity:
                     best_per_chunk.setdefault(item[5].id, item)
-            for item in sorted(best_per_chunk.values(), key=lambda t: t[2]):
+            # sections about causes first (their sentences state causes), strongest first
+            cause_section = self.style.cues["cause_sections"]
+            causes = best_per_chunk.values()
+            for item in sorted(causes, key=lambda t: (not cause_section.search(t[5].section), -t[0])):
                 take(item)
+        # The next passages each get a say (their best sentence) before the rest is filled by score.
+        for rank in range(1, int(self.style.bonus.get("lead_passages", 1))):
+            best = best_of(rank)
+            if best is not None and best[1] >= self.min_unit_similarity:
+                take(best)
         for item in ranked:
             if max_units and len(chosen) >= max_units:
                 break
@@ -368,17 +398,10 @@ class Composer:
             if words >= budget * 0.8 and len(chosen) >= 3:
                 break
             take(item)
-        # The chunk of the best sentence first, so the first citation holds the answer; inside a
-        # chunk, the source's own order (quotes stay in sequence). A "why" answer puts chunks
-        # from sections about causes first.
-        first: dict[str, float] = {}
-        for c in sorted(chosen, key=lambda c: -c[0]):
-            first.setdefault(c[4].id, len(first))
-        if intent is Intent.WHY:
-            cause_section = self.style.cues["cause_sections"]
-            chosen.sort(key=lambda c: (not cause_section.search(c[4].section), first[c[4].id], c[2]))
-        else:
-            chosen.sort(key=lambda c: (first[c[4].id], c[2]))
+        # Passages in retrieval's order (the reranker put the one that answers best first), so the
+        # first citation holds the answer; inside a passage, the source's own order (quotes stay
+        # in sequence).
+        chosen.sort(key=lambda c: (c[1], c[2]))
         statements = []
         for _, _, _, unit, chunk in chosen:
             statements.append(Statement(unit, cites.n(chunk), self._attribute(unit, chunk)))

@@ -77,6 +77,12 @@ class Settings(BaseSettings):
         default=1.0, ge=0, description="Weight of the lexical (BM25) ranking in fusion."
     )
     rrf_k: int = Field(default=60, gt=0, description="The k constant of reciprocal rank fusion.")
+    rerank_pool: int = Field(
+        default=8,
+        gt=0,
+        description="Fused candidates the reranker (assistant/rules/rerank_model.yaml) reorders; "
+        "the best top_k of them are answered from.",
+    )
     min_similarity: float = Field(
         default=0.30,
         ge=-1,
@@ -131,7 +137,8 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(
         default=PROJECT_ROOT / ".cache",
         description="Folder for artefacts derived from the repository and the packaged model "
-        "(the ONNX export of the embedding model, the trained triage model), each keyed by a hash "
+        "(the ONNX export of the embedding model, the trained triage model, the coverage examples' "
+        "vectors), each keyed by a hash "
         "of what it was built from; made at `make setup` or on first use, never downloaded.",
     )
 

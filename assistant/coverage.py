@@ -19,9 +19,10 @@ Two parts:
 
 from __future__ import annotations
 
+import logging
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -32,6 +33,8 @@ from bm25s.stopwords import STOPWORDS_EN_PLUS
 
 from assistant.errors import ConfigError
 from assistant.types import Chunk
+
+log = logging.getLogger(__name__)
 
 RULES = Path(__file__).parent / "rules"
 LANGUAGE_FILE = RULES / "language.yaml"
@@ -48,6 +51,12 @@ TYPO_MIN_SCORE = 84.0
 # Short words ("bak", "cor") are corrected only when English hardly has them (Zipf 2.5: a few
 # per hundred million words), since one edit turns most short words into other real ones.
 SHORT_TYPO_MAX_ZIPF = 3.0
+# A word English hardly has (Zipf < 2.5) that one edit (two in a word of 7+ letters) turns into one
+# of English's most common words is a typo of it ("shoud", "streches"): it is read as that word,
+# and it weighs as that word, not as a rare one ("sciatica"), which would say a topic is missing.
+ENGLISH_TYPO_MAX_ZIPF = 2.5
+ENGLISH_WORDS = 25_000
+ENGLISH_TYPO_MIN_SCORE = 88.0  # rapidfuzz Indel similarity (0-100)
 FEATURES = (
     "dense",
     "sentence",
@@ -57,6 +66,8 @@ FEATURES = (
     "unknown_rarity",
     "like_uncovered",
     "like_covered",
+    "rest_like_uncovered",
+    "rest_like_covered",
 )
 EXAMPLES_FILE = RULES / "coverage_examples.yaml"
 
@@ -84,10 +95,49 @@ def zipf(word: str) -> float:
     return float(zipf_frequency(word, "en"))
 
 
+@lru_cache(maxsize=4096)
+def passage_stems(passage: str) -> frozenset[str]:
+    """The stems of a passage's words (cached: the same passages are read for every question)."""
+    return frozenset(stem(w) for w in words(passage))
+
+
 def rarity(word: str) -> float:
     """Salience of a word, 0-1: everyday words (more common than ~30 per million words, Zipf
     4.5: "know", "bad", "week") rarely name a topic; rarer ones ("brace", "sciatica") do."""
     return max(0.02, 1.0 / (1.0 + math.exp(2.0 * (zipf(word) - 4.5))))
+
+
+@lru_cache(maxsize=1)
+def _english() -> tuple[dict[int, list[str]], dict[str, int]]:
+    """English's most common words by length, and each word's frequency rank (wordfreq)."""
+    from wordfreq import top_n_list
+
+    by_length: dict[int, list[str]] = {}
+    rank: dict[str, int] = {}
+    for i, w in enumerate(top_n_list("en", ENGLISH_WORDS)):
+        if w.isalpha():
+            by_length.setdefault(len(w), []).append(w)
+            rank[w] = i
+    return by_length, rank
+
+
+@lru_cache(maxsize=8192)
+def english_spelling(word: str) -> str | None:
+    """The common English word a typo stands for ("shoud" -> "should"), or None."""
+    if len(word) < 4 or not word.isalpha() or zipf(word) >= ENGLISH_TYPO_MAX_ZIPF:
+        return None
+    from rapidfuzz import fuzz, process
+    from rapidfuzz.distance import OSA
+
+    by_length, rank = _english()
+    edits = 2 if len(word) >= 7 else 1
+    candidates = [w for n in range(len(word) - edits, len(word) + edits + 1) for w in by_length.get(n, ())]
+    found = process.extract(word, candidates, scorer=OSA.distance, score_cutoff=edits, limit=None)
+    # and still alike as strings: two edits in "bursitis" make "bursts", which is another word
+    found = [f for f in found if fuzz.ratio(word, f[0]) >= ENGLISH_TYPO_MIN_SCORE]
+    if not found:
+        return None
+    return str(min(found, key=lambda f: (f[1], rank[f[0]]))[0])
 
 
 def content_terms(text: str) -> list[str]:
@@ -165,7 +215,7 @@ class ReadQuery:
         total = sum(w for _, w in pairs)
         if not total:
             return 0.0
-        stems = {stem(w) for w in words(passage)}
+        stems = passage_stems(passage)
         return sum(w for t, w in pairs if stem(t) in stems) / total
 
     def unknown_rarity(self) -> float:
@@ -208,6 +258,7 @@ class QueryReader:
             for w in words(c.text):
                 self.counts[w] = self.counts.get(w, 0) + 1
         zipf("the")  # load wordfreq's tables now, not on the first question
+        _english()
         self._phrases = sorted(
             (k for k in (*self.language.everyday, *self.language.conditions) if " " in k),
             key=len,
@@ -278,6 +329,12 @@ class QueryReader:
             rebuilt = token
             for w in parts:
                 read = self.language.shorthand[w] if w in self.language.shorthand else self.correct(w)
+                weighs_as = read
+                if read == w and w not in self.language.everyday and not self.knows(w):
+                    english = english_spelling(w)
+                    if english and (self.knows(english) or english in STOPWORDS):
+                        read = english  # a typo of a word the sources use, or of a filler word
+                    weighs_as = english or w
                 corrected |= w not in self.language.shorthand and read != w
                 if w in self.language.everyday:
                     extra.append(self.language.everyday[w])
@@ -286,7 +343,8 @@ class QueryReader:
                 for r in words(read):
                     if len(r) > 1 and r not in STOPWORDS and not r.isdigit() and r not in terms:
                         known = self.knows(r) or w in self.language.everyday
-                        terms[r] = Term(w, r, rarity(r), known)
+                        weight = rarity(weighs_as if weighs_as not in STOPWORDS else r)
+                        terms[r] = Term(w, r, weight, known)
             if rebuilt.strip():
                 out.append(rebuilt)
         text = " ".join(out)
@@ -316,6 +374,9 @@ class Evidence:
     # cosine similarity to the closest labelled dev question the sources do not / do answer
     like_uncovered: float = 0.0
     like_covered: float = 0.0
+    # the same for the question's rest: what its best sentence leaves unexplained (`rest`)
+    rest_like_uncovered: float = 0.0
+    rest_like_covered: float = 0.0
 
     def vector(self) -> list[float]:
         return [float(getattr(self, f)) for f in FEATURES]
@@ -392,12 +453,74 @@ class CoverageModel:
         }
 
 
+def rest(vector: Any, sentence: Any) -> Any:
+    """What a question asks beyond its closest sentence of the sources: its vector less the
+    part along that sentence, unit length.
+
+    Every question about the sources' subject shares their subject ("back pain on the
+    treadmill"), which makes raw similarities alike for questions they answer and ones they
+    don't. The rest leaves that out: for "which shoes for treadmill walking?" it is about
+    shoes; for a covered question in other words it is little more than phrasing.
+    """
+    import numpy as np
+
+    q = np.asarray(vector, dtype=np.float32)
+    s = np.asarray(sentence, dtype=np.float32)
+    r = q - float(q @ s) * s
+    norm = float(np.linalg.norm(r))
+    return r / norm if norm > 1e-6 else np.zeros_like(r)
+
+
 class Examples:
-    """Labelled dev questions (covered or not), embedded once: how alike a new question is to each kind."""
+    """Labelled dev questions (covered or not), embedded once: how alike a new question is to each
+    kind, as a whole and in its rest (`rest`)."""
 
     def __init__(self, covered: Sequence[str], uncovered: Sequence[str]) -> None:
         self.covered, self.uncovered = list(covered), list(uncovered)
         self._vectors: tuple[Any, Any] | None = None
+        self._rests: tuple[Any, Any] | None = None
+        # where vectors and rests are kept between runs (`cache_at`); None: computed every run
+        self.cache_file: Path | None = None
+
+    def cache_at(self, folder: Path, *parts: str) -> None:
+        """Keep the vectors and rests in `folder`, under a key of the examples and of `parts`
+        (what else they depend on: the model, the sources' text)."""
+        import hashlib
+
+        text = "\x1f".join([*self.covered, "\x1e", *self.uncovered, "\x1e", *parts])
+        digest = hashlib.sha256(text.encode())
+        self.cache_file = folder / f"examples-{digest.hexdigest()[:20]}.npz"
+
+    def _load_cache(self) -> None:
+        import numpy as np
+
+        if self.cache_file is None or not self.cache_file.exists() or self._rests is not None:
+            return
+        try:
+            with np.load(self.cache_file) as data:
+                self._vectors = (data["cov"], data["unc"])
+                self._rests = (data["cov_rest"], data["unc_rest"])
+        except Exception as exc:  # a broken cache is recomputed, never fatal
+            log.warning("Ignoring the unreadable examples cache %s (%s).", self.cache_file, exc)
+            self._vectors = self._rests = None
+
+    def _save_cache(self) -> None:
+        import os
+        import tempfile
+
+        import numpy as np
+
+        if self.cache_file is None or self._vectors is None or self._rests is None:
+            return
+        try:
+            self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.cache_file.parent, suffix=".npz")
+            with os.fdopen(fd, "wb") as fh:
+                cov, unc = self._vectors
+                np.savez(fh, cov=cov, unc=unc, cov_rest=self._rests[0], unc_rest=self._rests[1])
+            os.replace(tmp, self.cache_file)
+        except OSError as exc:  # a read-only cache folder only costs time
+            log.warning("Could not keep the examples cache in %s (%s).", self.cache_file, exc)
 
     @classmethod
     def load(cls, path: Path = EXAMPLES_FILE) -> Examples:
@@ -412,6 +535,7 @@ class Examples:
     def vectors(self, embedder: Any) -> tuple[Any, Any]:
         import numpy as np
 
+        self._load_cache()
         if self._vectors is None:
             empty = np.zeros((0, 0), dtype=np.float32)
             cov = embedder.encode(self.covered) if self.covered else empty
@@ -419,13 +543,45 @@ class Examples:
             self._vectors = (np.asarray(cov, dtype=np.float32), np.asarray(unc, dtype=np.float32))
         return self._vectors
 
-    def likeness(self, embedder: Any, vector: Any) -> tuple[float, float]:
-        """(closest uncovered example, closest covered example), cosine similarities."""
+    def rests(self, embedder: Any, sentence_of: Callable[[Any], Any]) -> tuple[Any, Any]:
+        """The examples' rests, each against its own closest sentence (`sentence_of(vector)`)."""
+        import numpy as np
+
+        self._load_cache()
+        if self._rests is None:
+            cov, unc = self.vectors(embedder)
+            self._rests = tuple(  # type: ignore[assignment]
+                np.asarray([rest(v, sentence_of(v)) for v in m], dtype=np.float32).reshape(m.shape)
+                for m in (cov, unc)
+            )
+            self._save_cache()
+        assert self._rests is not None
+        return self._rests
+
+    def likeness(
+        self,
+        embedder: Any,
+        vector: Any,
+        rest_vector: Any = None,
+        sentence_of: Callable[[Any], Any] | None = None,
+    ) -> tuple[float, float, float, float]:
+        """Closest uncovered and covered example (cosine similarities), then the same for the
+        question's rest against the examples' rests (0.0 without `rest_vector`)."""
         import numpy as np
 
         cov, unc = self.vectors(embedder)
         q = np.asarray(vector, dtype=np.float32)
-        return (
+        out = [
             float((unc @ q).max()) if len(unc) else 0.0,
             float((cov @ q).max()) if len(cov) else 0.0,
+        ]
+        if rest_vector is None or sentence_of is None:
+            return out[0], out[1], 0.0, 0.0
+        cov_r, unc_r = self.rests(embedder, sentence_of)
+        r = np.asarray(rest_vector, dtype=np.float32)
+        return (
+            out[0],
+            out[1],
+            float((unc_r @ r).max()) if len(unc_r) else 0.0,
+            float((cov_r @ r).max()) if len(cov_r) else 0.0,
         )

@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 
 from assistant.config import PROJECT_ROOT
-from assistant.coverage import EXAMPLES_FILE, FEATURES, MODEL_FILE, CoverageModel
+from assistant.coverage import EXAMPLES_FILE, FEATURES, MODEL_FILE, CoverageModel, rest
 
 QUESTIONS_DIR = PROJECT_ROOT / "evals" / "data" / "questions"
 ANSWERS_FILE = PROJECT_ROOT / "evals" / "data" / "answers.jsonl"
@@ -110,22 +110,29 @@ def evidence_matrix(bot: Any, cases: Sequence[Labelled], examples: Sequence[Labe
     from assistant.text import plain_text
 
     ex_vecs = bot.embedder.encode([e.question for e in examples])
+    ex_rests = np.asarray([rest(v, bot.sentence_of(v)) for v in ex_vecs], dtype=np.float32)
     ex_cov = np.array([e.covered for e in examples])
     ex_ids = [e.id for e in examples]
     rows = []
+
+    def closest(sims: np.ndarray, keep: np.ndarray) -> float:
+        return float(sims[keep].max()) if keep.any() else 0.0
+
     for case in cases:
         text = plain_text(case.question)
         vec = bot.embedder.encode_one(text)
         got = bot.retrieve(text, vec)
         read_vec = bot.embedder.encode_one(got.read.text) if got.read.changed else vec
-        sims = ex_vecs @ read_vec
+        _, sentence = bot.composer.closest_sentence([h.chunk for h in got.hits[:3]], read_vec)
+        own_rest = rest(read_vec, sentence) if sentence is not None else np.zeros_like(read_vec)
+        sims, rest_sims = ex_vecs @ read_vec, ex_rests @ own_rest
         mask = np.array([i != case.id for i in ex_ids])
-        unc = sims[mask & ~ex_cov]
-        cov = sims[mask & ex_cov]
         ev = replace(
             got.evidence,
-            like_uncovered=float(unc.max()) if len(unc) else 0.0,
-            like_covered=float(cov.max()) if len(cov) else 0.0,
+            like_uncovered=closest(sims, mask & ~ex_cov),
+            like_covered=closest(sims, mask & ex_cov),
+            rest_like_uncovered=closest(rest_sims, mask & ~ex_cov),
+            rest_like_covered=closest(rest_sims, mask & ex_cov),
         )
         rows.append(ev.vector())
     return np.asarray(rows, dtype=float)
@@ -148,11 +155,13 @@ def fit(
     lr = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(z, y)
     # The threshold is chosen on 5-fold cross-validated probabilities: in-sample ones are
     # over-confident and would set it too high for questions the model has not seen.
-    from sklearn.model_selection import cross_val_predict
+    # The folds are shuffled (seeded): the files list questions topic by topic, and unshuffled
+    # folds would each hold out whole topics the likeness features still see.
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    p = cross_val_predict(
-        LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000), z, y, cv=5, method="predict_proba"
-    )[:, 1]
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000)
+    p = cross_val_predict(model, z, y, cv=folds, method="predict_proba")[:, 1]
     best_t, best = 0.02, -1.0
     for t in np.linspace(0.02, 0.8, 79):
         pred = p >= t
@@ -181,12 +190,230 @@ def scores(model: CoverageModel, x: np.ndarray, y: np.ndarray) -> dict[str, floa
     }
 
 
+def rerank_groups(bot: Any, cases: Sequence[Labelled]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(candidate features, holds the answer) per covered case with expected phrases.
+
+    The candidates are the fused `rerank_pool` the assistant reranks; a candidate holds the
+    answer when it contains one of the case's expected phrases (as the blind scorer counts).
+    """
+    from assistant.rerank import candidate_features
+    from assistant.text import plain_text
+    from evals.metrics import contains
+
+    groups = []
+    for case in cases:
+        if not case.covered or not case.expect_any:
+            continue
+        read = bot.retriever.reader.read(plain_text(case.question))
+        vec = bot.embedder.encode_one(read.text)
+        pool = bot.retriever.search(read.search, query_vector=vec, top_k=bot.settings.rerank_pool)
+        x = candidate_features(read, pool, vec, bot.composer.sentence_similarity)
+        y = np.array([any(contains(h.chunk.text, p) for p in case.expect_any) for h in pool])
+        groups.append((x, y))
+    return groups
+
+
+def top1(weights: np.ndarray, groups: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
+    usable = [(x, y) for x, y in groups if y.any()]
+    return round(float(np.mean([y[int(np.argmax(x @ weights))] for x, y in usable])), 3) if usable else 0.0
+
+
+def fit_rerank(bot: Any, dev: Sequence[Labelled], test: Sequence[Labelled]) -> dict[str, Any]:
+    """Fit the reranker on dev (L2 strength chosen by 5-fold cross-validation on dev) and write it."""
+    from assistant.rerank import RERANK_FEATURES, RERANK_FILE, Reranker, fit_weights
+
+    groups, held = rerank_groups(bot, dev), rerank_groups(bot, test)
+    folds = [groups[i::5] for i in range(5)]
+    cv = {}
+    for l2 in (0.001, 0.01, 0.05, 0.2, 1.0):
+        hits = []
+        for i in range(5):
+            train = [g for j, f in enumerate(folds) if j != i for g in f]
+            w, _ = fit_weights(train, l2)
+            hits.append(top1(w, folds[i]) * sum(y.any() for _, y in folds[i]))
+        cv[l2] = float(sum(hits) / sum(y.any() for _, y in groups))
+    l2 = max(cv, key=lambda k: (round(cv[k], 3), k))  # ties: the stronger penalty
+    w, dev_top1 = fit_weights(groups, l2)
+    w = w / max(float(np.abs(w).sum()), 1e-12)  # only the direction ranks; shown as shares
+    fused = np.eye(len(RERANK_FEATURES))[0]
+    model = Reranker(
+        {f: round(float(v), 4) for f, v in zip(RERANK_FEATURES, w, strict=True)},
+        {
+            "fitted": time.strftime("%Y-%m-%d", time.gmtime()),
+            "how": "python -m assistant.coverage_tuning fit-rerank (dev split only): conditional logit, "
+            "softmax over each question's candidates, target = candidates holding an expected phrase",
+            "why": "fusion ranks by where two rankers put a passage, not by whether it answers; these "
+            "weights are the ones under which the dev questions' answering passages come first most often",
+            "dev_questions": len([g for g in groups if g[1].any()]),
+            "l2": float(l2),
+            "cv_top1_by_l2": {str(k): round(v, 3) for k, v in cv.items()},
+            "dev_top1": round(dev_top1, 3),
+            "dev_top1_fusion_only": top1(fused, groups),
+        },
+    )
+    header = (
+        "# Written by `python -m assistant.coverage_tuning fit-rerank`: the reranker's weights\n"
+        "# (assistant/rerank.py), fitted on the dev split of the project's own questions. Do not\n"
+        "# edit by hand; refit instead.\n"
+    )
+    RERANK_FILE.write_text(header + yaml.safe_dump(model.to_dict(), sort_keys=False), encoding="utf-8")
+    return {
+        "model": model.to_dict(),
+        "test_top1": top1(model.vector(), held),
+        "test_top1_fusion_only": top1(fused, held),
+    }
+
+
+# The composer's bonuses fitted on dev, each over these values (coordinate ascent, three rounds).
+# `fragment` and `anaphora` are left as set: they make answers read well out of context, which no
+# expected phrase measures, so fitting them on phrases would only undo them.
+COMPOSE_GRID = {
+    "rank": (0.0, 0.02, 0.04, 0.08, 0.15, 0.3),
+    "cause": (0.0, 0.06, 0.12, 0.2, 0.3),
+    "cause_section": (0.0, 0.04, 0.08, 0.15, 0.3),
+    "imperative": (0.0, 0.05, 0.1, 0.15, 0.25),
+    "action_cue": (0.0, 0.02, 0.05, 0.1),
+    "rare_terms": (0.0, 0.05, 0.1, 0.2, 0.3),
+    "rare_terms_general": (0.0, 0.1, 0.2, 0.3, 0.5),
+    "lead_passages": (1, 2, 3, 4),
+}
+
+
+# A value replaces the current one only when it answers at least this many more dev questions
+# right (summed over the measures): smaller gains are within what rewording a question or two
+# changes, and chasing them fits the dev questions' noise, not how answers should be laid out.
+COMPOSE_MIN_GAIN = 3
+
+
+def compose_cases(bot: Any, cases: Sequence[Labelled]) -> list[tuple[Any, tuple[str, ...]]]:
+    """(retrieved, expected phrases) for each covered case the assistant answers on its own evidence."""
+    from assistant.text import plain_text
+
+    out = []
+    for case in cases:
+        if not case.covered or not case.expect_any:
+            continue
+        text = plain_text(case.question)
+        got = bot.retrieve(text, bot.embedder.encode_one(text))
+        if got.hits and got.p_covered >= bot.coverage.threshold:
+            out.append((got, case.expect_any))
+    return out
+
+
+def fact_cases(bot: Any, split: str) -> list[tuple[Any, tuple[str, ...]]]:
+    """(retrieved, key facts) for the answers set's covered questions of a split."""
+    from assistant.text import plain_text
+
+    out = []
+    for row in _read_jsonl(ANSWERS_FILE):
+        if split_of(str(row["id"])) != split or not row.get("covered", True) or not row.get("key_facts"):
+            continue
+        text = plain_text(_text(row))
+        got = bot.retrieve(text, bot.embedder.encode_one(text))
+        if got.hits:
+            out.append((got, tuple(row["key_facts"])))
+    return out
+
+
+def compose_score(
+    bot: Any, cases: Sequence[tuple[Any, tuple[str, ...]]], facts: Sequence[tuple[Any, tuple[str, ...]]] = ()
+) -> tuple[float, float, float, float]:
+    """(cited, first, said, facts): shares of cases where a cited passage / the first citation /
+    the answer itself holds an expected phrase, and the mean share of key facts the answer states."""
+    from assistant.types import render_text
+    from evals.metrics import contains, fact_recall
+
+    cited = first = said = 0
+    for got, phrases in cases:
+        composed = bot.composer.compose(got.read.text, got.hits, got.vector)
+        texts = [c.text for c in composed.citations]
+        cited += any(contains(t, p) for t in texts for p in phrases)
+        first += bool(texts) and any(contains(texts[0], p) for p in phrases)
+        said += any(contains(render_text(blocks=composed.blocks), p) for p in phrases)
+    recall = []
+    for got, key_facts in facts:
+        composed = bot.composer.compose(got.read.text, got.hits, got.vector)
+        recall.append(fact_recall(render_text(blocks=composed.blocks), key_facts) or 0.0)
+    n = max(len(cases), 1)
+    return cited / n, first / n, said / n, float(np.mean(recall)) if recall else 0.0
+
+
+def fit_compose(bot: Any, dev: Sequence[Labelled], test: Sequence[Labelled]) -> dict[str, Any]:
+    """Fit the composer's bonuses on dev (objective: `compose_score`'s hits, each question counted
+    once per measure) and write them
+    into `rules/answers.yaml` in place (its comments stay)."""
+    import re
+    from dataclasses import replace
+
+    from assistant.compose import ANSWERS_FILE
+
+    dev_cases, test_cases = compose_cases(bot, dev), compose_cases(bot, test)
+    dev_facts, test_facts = fact_cases(bot, "dev"), fact_cases(bot, "test")
+    bonus = dict(bot.composer.style.bonus)
+
+    def scored() -> dict[str, tuple[float, float, float, float]]:
+        return {
+            "dev": compose_score(bot, dev_cases, dev_facts),
+            "test": compose_score(bot, test_cases, test_facts),
+        }
+
+    start = scored()
+
+    def objective(values: dict[str, float]) -> float:
+        """Every question counts once in each measure: a key-facts case as much as a phrase case."""
+        bot.composer.style = replace(bot.composer.style, bonus=values)
+        cited, first, said, facts = compose_score(bot, dev_cases, dev_facts)
+        return len(dev_cases) * (cited + first + said) + len(dev_facts) * facts
+
+    best = objective(bonus)
+    for _ in range(3):
+        changed = False
+        for name, grid in COMPOSE_GRID.items():
+            for value in grid:
+                trial = {**bonus, name: float(value)}
+                score = objective(trial)
+                if score >= best + COMPOSE_MIN_GAIN:
+                    best, bonus, changed = score, trial, True
+        if not changed:
+            break
+    objective(bonus)
+    result = {
+        "bonus": {k: bonus[k] for k in COMPOSE_GRID},
+        "before": start,
+        "after": scored(),
+        "columns": ["cited", "first", "said in the answer", "key facts"],
+        "dev_cases": len(dev_cases),
+        "dev_fact_cases": len(dev_facts),
+    }
+    text = ANSWERS_FILE.read_text(encoding="utf-8")
+    for name in COMPOSE_GRID:
+        value = bonus[name]
+        shown = str(int(value)) if name == "lead_passages" else f"{value:g}"
+        text = re.sub(rf"(?m)^(  {name}:\s*)[-0-9.]+", rf"\g<1>{shown}", text)
+    ANSWERS_FILE.write_text(text, encoding="utf-8")
+    return result
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from assistant import Assistant
 
     args = list(sys.argv[1:] if argv is None else argv)
     command = args[0] if args else "report"
     bot = Assistant.from_settings(warm=True)
+    if command == "fit-compose":
+        cases = labelled_questions()
+        result = fit_compose(
+            bot, [c for c in cases if c.split == "dev"], [c for c in cases if c.split == "test"]
+        )
+        print(json.dumps(result, indent=1))
+        return 0
+    if command == "fit-rerank":
+        cases = labelled_questions()
+        result = fit_rerank(
+            bot, [c for c in cases if c.split == "dev"], [c for c in cases if c.split == "test"]
+        )
+        print(json.dumps(result, indent=1))
+        return 0
     cases = labelled_questions()
     dev = [c for c in cases if c.split == "dev"]
     test = [c for c in cases if c.split == "test"]

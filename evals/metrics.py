@@ -173,12 +173,17 @@ class CitationCheck:
 
 
 def check_answer(
-    answer: str,
+    answer: str | Sequence[Statement],
     citations: Sequence[str],
     min_coverage: float = 0.8,
     policy_text: Sequence[str] = (),
 ) -> CitationCheck:
     """Citation validity and faithfulness of one answer.
+
+    `answer` is the answer's claims as the system reports them (each statement with the
+    citation numbers it carries: `SystemAnswer.claims`), so nothing is parsed back out of
+    rendered text. A string (a free-text answer, a stored feedback record) is split into
+    claims by `statements`.
 
     Statements made of the triage policy's own wording (`policy_text`: the referral
     and the reasons, which the assistant puts before the advice) are not claims
@@ -195,7 +200,7 @@ def check_answer(
     failures: list[str] = []
     policy = " ".join(policy_text)
     claims = [
-        st for st in statements(answer)
+        st for st in (statements(answer) if isinstance(answer, str) else answer)
         if not (policy and not st.markers and coverage(st.text, policy) >= min_coverage)
     ]
     for st in claims:

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from evals.metrics import Statement
+
 if TYPE_CHECKING:
     from assistant.assistant import Assistant
 
@@ -27,6 +29,8 @@ class SystemAnswer:
     reasons: list[str] = field(default_factory=list)
     policy_text: list[str] = field(default_factory=list)  # triage wording put before the advice
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # the answer's claims, each with the citation numbers it carries (None: only `response`)
+    claims: tuple[Statement, ...] | None = None
 
 
 class Retriever(Protocol):
@@ -63,11 +67,14 @@ class Ours:
         return cls(Assistant.from_settings(Settings.load(**overrides)))
 
     def retrieve(self, query: str, k: int) -> list[str]:
-        """The retriever's top k for the question as `ask` would see it (cleaned, tags removed)."""
+        """The top k passages for the question as `ask` reads it (cleaned, tags removed, typos and
+        shorthand read, reranked)."""
         from assistant.text import clean_message, plain_text
 
-        text = plain_text(clean_message(query, self.assistant.settings.max_message_chars))
-        return [h.chunk.text for h in self.assistant.retriever.search(text, top_k=k)]
+        bot = self.assistant
+        text = plain_text(clean_message(query, bot.settings.max_message_chars))
+        read = bot.retriever.reader.read(text)
+        return [h.chunk.text for h in bot.search(read, bot.embedder.encode_one(read.text), top_k=k)]
 
     def answer(self, message: str, history: Sequence[dict[str, str]] = ()) -> SystemAnswer:
         a = self.assistant.ask(message, history)
@@ -79,6 +86,7 @@ class Ours:
             reasons=list(a.triage.reasons),
             policy_text=[a.triage.referral, *a.triage.reasons] if a.triage.referral else [],
             timings_ms=dict(a.timings_ms),
+            claims=tuple(Statement(f"{s.prefix}{s.text}", (s.n,)) for s in a.statements),
         )
 
 

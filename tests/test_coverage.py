@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from assistant.coverage import CoverageModel, Evidence, QueryReader, rarity
+from assistant.coverage import CoverageModel, Evidence, QueryReader, english_spelling, rarity, rest
 
 # In-domain questions the article does not answer: the evidence says so.
 NOT_COVERED = [
@@ -100,3 +101,77 @@ def test_unknown_words_alone_never_decide() -> None:
 def test_the_model_file_records_how_it_was_fitted() -> None:
     model = CoverageModel.load()
     assert "dev_cases" in model.info and model.info["how"].startswith("python -m assistant.coverage_tuning")
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [("shoud", "should"), ("streches", "stretches"), ("diffrent", "different"), ("recomend", "recommend")],
+)
+def test_typos_of_common_english_words_are_recognised(typed, meant) -> None:
+    assert english_spelling(typed) == meant
+
+
+@pytest.mark.parametrize("word", ["bursitis", "piriformis", "doomscrolling", "brace", "kinesio"])
+def test_rare_real_words_are_not_taken_for_typos(word) -> None:
+    assert english_spelling(word) is None
+
+
+def test_a_typo_of_a_common_word_does_not_weigh_as_a_rare_topic(reader) -> None:
+    typo = reader.read("shoud i walk fewer days if my back hurts")
+    assert all(t.word != "shoud" for t in typo.terms)  # read as "should", a filler word
+    rare = reader.read("does a lumbar brace help")
+    assert max(t.weight for t in rare.terms if not t.known) > 0.5
+
+
+def test_a_questions_rest_leaves_out_its_closest_sentence() -> None:
+    rng = np.random.default_rng(1)
+    q, s = rng.normal(size=16), rng.normal(size=16)
+    q, s = q / np.linalg.norm(q), s / np.linalg.norm(s)
+    r = rest(q, s)
+    assert abs(float(r @ s)) < 1e-5 and abs(float(np.linalg.norm(r)) - 1.0) < 1e-5
+    assert float(np.linalg.norm(rest(s, s))) == 0.0
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["should I wear a knee brace?", "which shoes are best for incline walking?", "is a massage gun good for my back"],
+)
+def test_in_domain_questions_the_sources_do_not_answer_are_declined(bot, question) -> None:
+    assert not bot.ask(question).covered
+
+
+class _CountingEmbedder:
+    """Deterministic unit vectors per text; counts how many texts it embedded."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def encode(self, texts):
+        self.calls += len(texts)
+        out = [np.random.default_rng(sum(map(ord, t))).normal(size=8) for t in texts]
+        return np.asarray([v / np.linalg.norm(v) for v in out], dtype=np.float32)
+
+
+def test_the_examples_vectors_and_rests_are_kept_between_runs(tmp_path) -> None:
+    from assistant.coverage import Examples
+
+    sentence = np.eye(8, dtype=np.float32)[0]
+    first, embedder = Examples(["bird dog reps"], ["knee brace?", "heat or ice"]), _CountingEmbedder()
+    first.cache_at(tmp_path, "model", "sources")
+    rests = first.rests(embedder, lambda v: sentence)
+    assert embedder.calls == 3 and first.cache_file is not None and first.cache_file.exists()
+
+    again, fresh = Examples(["bird dog reps"], ["knee brace?", "heat or ice"]), _CountingEmbedder()
+    again.cache_at(tmp_path, "model", "sources")
+    assert all(np.allclose(a, b) for a, b in zip(again.rests(fresh, lambda v: sentence), rests, strict=True))
+    assert fresh.calls == 0  # read from the cache, nothing embedded
+
+    changed = Examples(["bird dog reps"], ["knee brace?", "heat or ice"])
+    changed.cache_at(tmp_path, "model", "other sources")  # the sources changed: another key
+    assert changed.cache_file != first.cache_file
+
+    first.cache_file.write_bytes(b"not an npz")  # a broken cache is recomputed, never fatal
+    broken, counting = Examples(["bird dog reps"], ["knee brace?", "heat or ice"]), _CountingEmbedder()
+    broken.cache_at(tmp_path, "model", "sources")
+    broken.rests(counting, lambda v: sentence)
+    assert counting.calls == 3

@@ -16,6 +16,7 @@ from evals.baselines.naive_rag import ARTICLE, compose
 from evals.compare import compare, regressions
 from evals.feedback import add_feedback, to_case
 from evals.metrics import (
+    Statement,
     check_answer,
     confusion_matrix,
     contains,
@@ -94,6 +95,27 @@ def test_citation_validity_and_faithfulness() -> None:
     policy = check_answer("See a physio soon. Why: pain.\n- Repeat 10 times. [1]", chunks,
                           policy_text=["See a physio soon.", "pain"])
     assert (policy.statements, policy.supported) == (1, 1)
+
+
+def test_citation_check_reads_structured_claims_without_parsing_text() -> None:
+    chunks = ["Keep a neutral gaze ahead of you and a neutral spine. Repeat 10 times."]
+    claims = [
+        Statement("Keep a neutral gaze ahead of you and a neutral spine.", (1,)),
+        Statement("Ben Fung, DPT: Repeat 10 times.", (1,)),
+        Statement("Lift weights daily [3].", (1,)),  # a bracket inside a claim is text, not a marker
+        Statement("Something cited out of range.", (2,)),
+    ]
+    check = check_answer(claims, chunks)
+    assert (check.markers, check.valid, check.unresolved) == (4, 2, (2,))
+    assert (check.statements, check.supported) == (4, 2)
+
+
+def test_our_answers_report_their_claims_as_fields(bot) -> None:
+    from evals.systems import Ours
+
+    ans = Ours(bot).answer("how do I do a bird dog?")
+    assert ans.claims and all(c.markers == (1,) for c in ans.claims)
+    assert check_answer(ans.claims, ans.citations).supported == len(ans.claims)
 
 
 def test_fact_recall() -> None:

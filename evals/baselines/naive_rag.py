@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evals.metrics import content_words
+from evals.metrics import Statement, content_words
 from evals.systems import SystemAnswer
 
 if TYPE_CHECKING:
@@ -69,7 +69,12 @@ class NaiveRag:
 
     def answer(self, message: str, history: Sequence[dict[str, str]] = ()) -> SystemAnswer:
         chunks = self.retrieve(message, self.top_k)
-        return SystemAnswer(response=compose(message, chunks), citations=chunks)
+        pairs = claims(message, chunks)
+        return SystemAnswer(
+            response="\n".join(f"{s} [{n}]" for s, n in pairs),
+            citations=chunks,
+            claims=tuple(Statement(s, (n,)) for s, n in pairs),
+        )
 
 
 def best_sentence(question: str, chunk: str) -> str:
@@ -82,12 +87,18 @@ def best_sentence(question: str, chunk: str) -> str:
     return sentences[scores.index(max(scores))]
 
 
-def compose(question: str, chunks: Sequence[str]) -> str:
-    """One best sentence per chunk, in rank order, each followed by its [n]."""
-    lines, seen = [], set()
+def claims(question: str, chunks: Sequence[str]) -> list[tuple[str, int]]:
+    """One best sentence per chunk, in rank order, each with its citation number."""
+    out: list[tuple[str, int]] = []
+    seen: set[str] = set()
     for n, chunk in enumerate(chunks, start=1):
         sentence = best_sentence(question, chunk)
         if sentence not in seen:
             seen.add(sentence)
-            lines.append(f"{sentence} [{n}]")
-    return "\n".join(lines)
+            out.append((sentence, n))
+    return out
+
+
+def compose(question: str, chunks: Sequence[str]) -> str:
+    """One best sentence per chunk, in rank order, each followed by its [n]."""
+    return "\n".join(f"{s} [{n}]" for s, n in claims(question, chunks))

@@ -56,7 +56,8 @@ def run(systems: Sequence[Answerer], data: Path = DATA) -> SuiteResult:
             else:
                 honest.append(declined)
             if ans.covered and ans.level not in REFERRAL_LEVELS:
-                check = check_answer(ans.response, ans.citations, policy_text=ans.policy_text)
+                said = ans.claims if ans.claims is not None else ans.response
+                check = check_answer(said, ans.citations, policy_text=ans.policy_text)
                 markers += check.markers
                 valid += check.valid
                 claims += check.statements
