@@ -110,7 +110,7 @@ def read_history(raw: Any, *, max_turns: int, max_chars: int) -> History:
         kept_turns.append(turn)
     out.turns = kept_turns[::-1]
 
-    out.triage_texts = user_texts  # all of them: a sign said long ago still counts (triage bounds its own cost)
+    out.triage_texts = user_texts  # all: a sign said long ago still counts (triage bounds its cost)
     return out
 
 

@@ -20,7 +20,7 @@ from assistant.errors import ConfigError
 from assistant.triage import ESCALATING, TriagePolicy, Triager
 from assistant.triage.corpus import Example, load_corpus, split_of, training_units
 from assistant.triage.decide import decide
-from assistant.triage.segment import units
+from assistant.triage.segment import WHOLE_CHARS, units, window
 from assistant.triage.train import analyse_all, ensure_model, metrics, tune_thresholds
 from assistant.types import TriageLevel, Turn
 
@@ -303,3 +303,28 @@ def test_a_corrupt_model_cache_is_retrained(tmp_path: Path, embedder: Embedder, 
     again = ensure_model(settings, policy, embedder)
     assert again.thresholds == model.thresholds
     assert path.stat().st_size > 1000
+
+
+def test_the_gate_reads_a_unit_with_the_sentences_around_it() -> None:
+    text = "Walked 30 minutes. Almost fell at incline 10. Caught myself, zero pain. Then I stretched."
+    (unit,) = [u for u in units(text) if u.text.startswith("Almost")]
+    assert window(text, unit).text == "Walked 30 minutes. Almost fell at incline 10. Caught myself, zero pain."
+    long = "I walk a lot. " * 100 + "I can't feel my groin. " + "My legs ache after stairs. " * 100
+    (buried,) = [u for u in units(long) if "groin" in u.text]
+    assert window(long, buried).text == "I walk a lot. I can't feel my groin. My legs ache after stairs."
+    run_on = "word " * 400 + "I can't feel my groin, " + "word " * 400  # one 4,000-character sentence
+    assert all(len(window(run_on, u).text) <= WHOLE_CHARS for u in units(run_on))
+
+
+def test_the_gate_is_trained_and_weighs_every_unit(triager: Triager) -> None:
+    assert triager.model is not None and triager.model.gate is not None
+    analysis = triager.analyse("Almost fell at incline 10 but caught myself, zero pain. How do I stop holding the rails?")
+    assert len(analysis.gate) == len(analysis.units) > 1
+    assert ((analysis.gate > 0) & (analysis.gate < 1)).all()
+    # the sentence that reports nothing is weighed as reporting nothing
+    plain = [i for i, u in enumerate(analysis.units) if u.text.startswith("How do I")]
+    assert analysis.gate[plain].max() < 0.5
+    # a unit too long to read with its context is never weighed down (fail safe)
+    run_on = triager.analyse("word " * 300 + "and I have wet myself and can't feel it " + "word " * 300)
+    oversized = [i for i, u in enumerate(run_on.units) if len(u.text) > WHOLE_CHARS]
+    assert oversized and (run_on.gate[oversized] == 1.0).all()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.errors import ConfigError
-from assistant.triage.segment import Unit, units
+from assistant.triage.segment import Unit, sentence_units, units, window
 from assistant.types import TriageLevel
 
 NONE = "none"
@@ -133,6 +133,27 @@ def training_units(examples: Iterable[Example]) -> TrainingUnits:
             elif not any(_overlap(unit, a, b) > 0 for _, (a, b) in spans):
                 out.add(unit.text, ex.scope_class)
     return out
+
+
+def gate_windows(examples: Iterable[Example]) -> tuple[list[str], list[bool]]:
+    """The gate's training data: the window around each sentence of every in-scope message,
+    True when it holds a sign's evidence. Windows of harmless messages, and the harmless
+    windows of long messages with a sign, are the negatives."""
+    texts: list[str] = []
+    labels: list[bool] = []
+    for ex in examples:
+        if ex.level is TriageLevel.OUT_OF_SCOPE:
+            continue
+        spans = _evidence_spans(ex)
+        seen: set[str] = set()
+        for sentence in sentence_units(ex.text):
+            w = window(ex.text, sentence)
+            if not w.text or w.text in seen:
+                continue
+            seen.add(w.text)
+            texts.append(w.text)
+            labels.append(any(_overlap(w, a, b) >= 0.5 * (b - a) for _, (a, b) in spans))
+    return texts, labels
 
 
 def _evidence_spans(ex: Example) -> list[tuple[str, tuple[int, int]]]:

@@ -32,7 +32,7 @@ class Analysis:
     proba: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     classes: list[str] = field(default_factory=list)
     other: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    gate: np.ndarray = field(default_factory=lambda: np.ones(0))  # P(the unit's message reports a sign)
+    gate: np.ndarray = field(default_factory=lambda: np.ones(0))  # P(the unit's window reports a sign)
     gate_weight: float = 0.0
     request: str | None = None  # a forbidden request a pattern names in the current message
     scope: dict[str, float] = field(default_factory=dict)  # P(off_topic), P(forbidden) of the message
@@ -42,7 +42,7 @@ class Analysis:
 
     def level_scores(self, policy: TriagePolicy) -> tuple[np.ndarray, np.ndarray]:
         """Per unit and escalating level: P(a sign of that level or worse), weighed by the gate
-        (does the message around the unit report a sign at all), and the likeliest sign of
+        (do the unit's sentence and its neighbours report a sign at all), and the likeliest sign of
         exactly that level (the reason shown when that level's threshold is reached).
 
         Derived from `proba` once, so tuning can try many thresholds cheaply.

@@ -207,11 +207,13 @@ class TriageModel:
         policy: TriagePolicy,
         params: ModelPolicy | None = None,
         messages: tuple[list[Example], np.ndarray] | None = None,
+        gate: tuple[list[str], list[bool], np.ndarray] | None = None,
     ) -> TriageModel:
         """Fit vectorisers and classifiers on training units (never on dev or test).
 
         `messages` (whole training messages and their vectors) trains the scope classifier,
         with balanced class weights: off-topic and forbidden requests are rare in the units.
+        `gate` (windows, whether each holds a sign, their vectors) trains the gate.
         """
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
@@ -257,16 +259,14 @@ class TriageModel:
                 model.scope = LogisticRegression(C=params.C, max_iter=3000, class_weight="balanced").fit(
                     xm, labels
                 )
-            # The gate reads a whole message: a sign's sentence alone ("almost fell at incline 10")
-            # can look like a report while the message around it ("but caught myself, zero
-            # pain") says otherwise. Trained on in-scope messages: any sign, or none.
-            rows = [i for i, e in enumerate(messages[0]) if e.level is not TriageLevel.OUT_OF_SCOPE]
-            reports = [bool(messages[0][i].signs) for i in rows]
-            if params.gate_weight > 0 and 0 < sum(reports) < len(reports):
-                model.gate = LogisticRegression(C=params.gate_C, max_iter=3000, class_weight="balanced").fit(
-                    xm[rows], reports
-                )
-                model.gate_weight = params.gate_weight
+        # The gate reads a unit with the sentences around it: a sign's clause alone ("almost
+        # fell at incline 10") can look like a report while its context ("but caught myself,
+        # zero pain") says otherwise. Trained on windows: holds a sign's evidence, or not.
+        if gate is not None and params.gate_weight > 0 and 0 < sum(gate[1]) < len(gate[1]):
+            model.gate = LogisticRegression(C=params.gate_C, max_iter=3000, class_weight="balanced").fit(
+                model.features(gate[0], gate[2]), gate[1]
+            )
+            model.gate_weight = params.gate_weight
         rows = [i for i, lab in enumerate(data.labels) if lab in level_of and data.subjects[i]]
         subjects = [data.subjects[i] == "other" for i in rows]
         if rows and 0 < sum(subjects) < len(subjects):

@@ -92,8 +92,8 @@ class ModelPolicy(_Model):
         default=0.0,
         ge=0,
         le=1,
-        description="Exponent of the message-level gate: a unit's score is p_unit^(1-w) * p_message^w, "
-        "where p_message = P(the message around the unit reports a sign at all).",
+        description="Exponent of the gate: a unit's score is p_unit^(1-w) * p_window^w, where "
+        "p_window = P(the unit's sentence and its neighbours report a sign at all).",
     )
     gate_C: float = Field(default=4.0, gt=0, description="Inverse regularisation of the gate's regression.")
     class_weight: dict[TriageLevel, float] = Field(

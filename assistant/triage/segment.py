@@ -65,3 +65,25 @@ def units(text: str, turn: int = 0) -> list[Unit]:
     if not out and text.strip():
         add(0, len(text))
     return out
+
+
+def window(text: str, unit: Unit) -> Unit:
+    """The unit's sentence(s) with one sentence either side: the context the gate reads.
+
+    Local on purpose: "almost fell ... but caught myself, zero pain" is judged with its
+    own next words, and a sign buried in a long message is not drowned by the rest.
+    """
+    spans = [(m.start(), m.end()) for m in _SENTENCE.finditer(text)] or [(0, len(text))]
+    first = max([i for i, (a, _) in enumerate(spans) if a <= unit.start] or [0])
+    last = max([i for i, (a, _) in enumerate(spans) if a < unit.end] or [first])
+    start, end = spans[max(0, first - 1)][0], spans[min(len(spans) - 1, last + 1)][1]
+    if end - start > WHOLE_CHARS:  # very long sentences: the WHOLE_CHARS around the unit
+        centre = (unit.start + unit.end) // 2
+        start = max(start, min(centre - WHOLE_CHARS // 2, end - WHOLE_CHARS))
+        end = start + WHOLE_CHARS
+    return Unit(unit.turn, start, end, text[start:end].strip())
+
+
+def sentence_units(text: str, turn: int = 0) -> list[Unit]:
+    """Each sentence of `text` as a unit (the gate's training windows are built around them)."""
+    return [Unit(turn, m.start(), m.end(), m.group()) for m in _SENTENCE.finditer(text) if m.group().strip()]

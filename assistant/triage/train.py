@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from assistant.config import Settings
-from assistant.triage.corpus import Example, load_corpus, training_units
+from assistant.triage.corpus import Example, gate_windows, load_corpus, training_units
 from assistant.triage.decide import Analysis, decide
 from assistant.triage.model import Thresholds, TriageModel, fingerprint
 from assistant.triage.policy import ESCALATING, ModelPolicy, TriagePolicy
@@ -117,8 +117,14 @@ def fit_model(
     train = [e for e in examples if e.split == "train" and (train_filter is None or train_filter(e))]
     units = training_units(train)
     whole = [e.text[:WHOLE_CHARS] for e in train]
+    windows, holds = gate_windows(train)
     model = TriageModel.fit(
-        units, embedder.encode(units.texts), policy, params, messages=(train, embedder.encode(whole))
+        units,
+        embedder.encode(units.texts),
+        policy,
+        params,
+        messages=(train, embedder.encode(whole)),
+        gate=(windows, holds, embedder.encode(windows)),
     )
     dev = [e for e in examples if e.split == "dev"]
     model.thresholds = tune_thresholds(analyse_all(model, dev, policy, embedder), dev, policy)

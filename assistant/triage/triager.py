@@ -21,7 +21,7 @@ from assistant.triage.language import detect_language
 from assistant.triage.model import Thresholds, TriageModel
 from assistant.triage.patterns import PatternMatcher
 from assistant.triage.policy import TriagePolicy
-from assistant.triage.segment import MAX_CONVERSATION_UNITS, WHOLE_CHARS, Unit, units
+from assistant.triage.segment import MAX_CONVERSATION_UNITS, WHOLE_CHARS, Unit, units, window
 from assistant.types import Triage, Turn
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ class Triager:
             for u in pieces:  # the message itself, bar its closing "?"
                 if u.turn == current and u.text == whole.strip(_EDGE):
                     known[u.text] = message_vector
-        windows = [_window(texts[u.turn], u) for u in pieces]
+        windows = [window(texts[u.turn], u).text for u in pieces]
         extra = list(dict.fromkeys(w for w in [whole, *windows] if w not in {u.text for u in pieces}))
         names = [u.text for u in pieces] + extra
         scores = self.model.score(names, self._vectors(names, known))
@@ -140,6 +140,8 @@ class Triager:
         analysis.proba = scores.proba[: len(pieces)]
         analysis.other = scores.other[: len(pieces)]
         analysis.gate = scores.gate[[row[w] for w in windows]] if pieces else np.ones(0)
+        # a unit too long to be read with its context is never weighed down by the gate
+        analysis.gate[[i for i, u in enumerate(pieces) if len(u.text) > WHOLE_CHARS]] = 1.0
         analysis.gate_weight = self.model.gate_weight
         analysis.scope = scores.scope[row[whole]] if scores.scope else {}
 
@@ -161,17 +163,6 @@ class Triager:
             while len(self._cache) > _CACHE_SIZE:
                 self._cache.popitem(last=False)
         return np.stack([cached[t] for t in texts])
-
-
-def _window(text: str, unit: Unit) -> str:
-    """The message around a unit, as the gate reads it: the whole turn when it is short, else
-    the WHOLE_CHARS characters centred on the unit (a sign buried in a long message is judged
-    by its own neighbourhood)."""
-    if len(text) <= WHOLE_CHARS:
-        return text
-    centre = (unit.start + unit.end) // 2
-    start = max(0, min(centre - WHOLE_CHARS // 2, len(text) - WHOLE_CHARS))
-    return text[start : start + WHOLE_CHARS]
 
 
 def _newest_units(texts: list[str]) -> list[Unit]:
