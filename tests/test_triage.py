@@ -328,3 +328,13 @@ def test_the_gate_is_trained_and_weighs_every_unit(triager: Triager) -> None:
     run_on = triager.analyse("word " * 300 + "and I have wet myself and can't feel it " + "word " * 300)
     oversized = [i for i, u in enumerate(run_on.units) if len(u.text) > WHOLE_CHARS]
     assert oversized and (run_on.gate[oversized] == 1.0).all()
+
+
+@pytest.mark.parametrize("message", ["and how long should each one take?", "is that one ok for beginners?", "why that?"])
+def test_a_follow_up_is_not_out_of_scope(triager: Triager, message: str) -> None:
+    history = [Turn(role="user", content="how do I do a glute bridge?"), Turn(role="assistant", content="Lie on...")]
+    assert triager.assess(message, history).level is TriageLevel.SELF_CARE
+
+
+def test_an_off_topic_request_is_still_out_of_scope(triager: Triager) -> None:
+    assert triager.assess("write me a poem about cats").level is TriageLevel.OUT_OF_SCOPE

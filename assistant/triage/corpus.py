@@ -23,6 +23,9 @@ OFF_TOPIC = "off_topic"
 FORBIDDEN = "forbidden"
 SPLITS = {"train": 0.70, "dev": 0.15, "test": 0.15}
 _OUT_OF_SCOPE_STYLES = {"forbidden_request": FORBIDDEN}
+# Styles that teach only the message-level scope classifier: a context-free follow-up ("how
+# common?", "why?") says nothing about signs, but must not look off-topic on its own.
+SCOPE_ONLY_STYLES = {"follow_up"}
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,8 @@ def training_units(examples: Iterable[Example]) -> TrainingUnits:
     """
     out = TrainingUnits()
     for ex in examples:
+        if ex.style in SCOPE_ONLY_STYLES:
+            continue
         spans = _evidence_spans(ex)
         for unit in units(ex.text):
             labels = [sign for sign, (a, b) in spans if _overlap(unit, a, b) >= 0.5 * (b - a)]
@@ -142,7 +147,7 @@ def gate_windows(examples: Iterable[Example]) -> tuple[list[str], list[bool]]:
     texts: list[str] = []
     labels: list[bool] = []
     for ex in examples:
-        if ex.level is TriageLevel.OUT_OF_SCOPE:
+        if ex.level is TriageLevel.OUT_OF_SCOPE or ex.style in SCOPE_ONLY_STYLES:
             continue
         spans = _evidence_spans(ex)
         seen: set[str] = set()
