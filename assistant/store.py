@@ -45,6 +45,7 @@ class ChromaStore:
 
     def __init__(self, path: Path, collection: str, *, create: bool = False) -> None:
         self.path = Path(path)
+        self._count: int | None = None
         try:
             import chromadb
 
@@ -69,7 +70,11 @@ class ChromaStore:
             ) from exc
 
     def count(self) -> int:
-        return int(self._col.count())
+        """Chunks in the collection (remembered: every search needs it, and only `add` and
+        `delete` change it)."""
+        if self._count is None:
+            self._count = int(self._col.count())
+        return self._count
 
     def ids(self) -> set[str]:
         return set(self._col.get(include=[])["ids"])
@@ -77,6 +82,7 @@ class ChromaStore:
     def add(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
         if not chunks:
             return
+        self._count = None
         self._col.add(
             ids=[c.id for c in chunks],
             embeddings=np.asarray(vectors, dtype=np.float32),
@@ -86,6 +92,7 @@ class ChromaStore:
 
     def delete(self, ids: Sequence[str]) -> None:
         if ids:
+            self._count = None
             self._col.delete(ids=list(ids))
 
     def all_chunks(self) -> list[Chunk]:
