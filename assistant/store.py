@@ -8,6 +8,7 @@ default ONNX model.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,21 @@ def _to_chunk(chunk_id: str, text: str, meta: Mapping[str, Any]) -> Chunk:
     )
 
 
+def read_only(path: Path) -> bool:
+    """True if `path` exists and cannot be written (a read-only mount, or no write permission)."""
+    return path.exists() and not os.access(path, os.W_OK)
+
+
+def read_only_message(folder: Path) -> str:
+    """The one line naming the fix when the index folder cannot be written (Chroma must write
+    to open an index, so a read-only index cannot be used in place)."""
+    return (
+        f"The index folder {folder} is read-only, and Chroma must write to it to open the index. "
+        "Make it writable, or set ASSISTANT_INDEX_DIR to a writable folder and run: "
+        "python -m assistant ingest"
+    )
+
+
 class ChromaStore:
     """A Chroma collection in one folder, with cosine distance and caller-supplied vectors."""
 
@@ -64,6 +80,8 @@ class ChromaStore:
         except StoreError:
             raise
         except Exception as exc:
+            if read_only(self.path) or "readonly" in str(exc).replace("-", "").replace(" ", ""):
+                raise StoreError(read_only_message(self.path.parent)) from exc
             raise StoreError(
                 f"The index at {self.path} cannot be opened ({type(exc).__name__}: {exc}). "
                 "Rebuild it with: python -m assistant ingest --rebuild"
