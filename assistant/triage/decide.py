@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from assistant.triage.corpus import FORBIDDEN, OFF_TOPIC
+from assistant.triage.language import detect_language
 from assistant.triage.model import Thresholds
 from assistant.triage.patterns import PatternHit
 from assistant.triage.policy import ESCALATING, SignPolicy, TriagePolicy
@@ -36,9 +37,17 @@ class Analysis:
     gate_weight: float = 0.0
     request: str | None = None  # a forbidden request a pattern names in the current message
     scope: dict[str, float] = field(default_factory=dict)  # P(off_topic), P(forbidden) of the message
-    languages: list[str] = field(default_factory=list)  # per user turn
+    texts: list[str] = field(default_factory=list)  # the user turns, oldest first
+    _languages: dict[int, str] = field(default_factory=dict)  # detected on demand: see `language`
     current_turn: int = 0
     _levels: tuple[np.ndarray, np.ndarray] | None = None  # derived once: see `level_scores`
+
+    def language(self, turn: int) -> str:
+        """The language of one user turn, detected when first asked (a long history is not
+        run through the detector turn by turn)."""
+        if turn not in self._languages:
+            self._languages[turn] = detect_language(self.texts[turn]) if 0 <= turn < len(self.texts) else "en"
+        return self._languages[turn]
 
     def level_scores(self, policy: TriagePolicy) -> tuple[np.ndarray, np.ndarray]:
         """Per unit and escalating level: P(a sign of that level or worse), weighed by the gate
@@ -122,12 +131,12 @@ def decide(analysis: Analysis, policy: TriagePolicy, thresholds: Thresholds) -> 
         referral = lead.sign.referral or (
             policy.levels[level].referral_other if lead.other else policy.levels[level].referral
         )
-        language = analysis.languages[lead.turn] if analysis.languages else "en"
+        language = analysis.language(lead.turn)
         translated = policy.levels[level].translations.get(language)
         if translated and not lead.sign.referral:
             referral = f"{translated}\n\n{referral}"
         return Triage(level=level, reasons=reasons, referral=referral, language=language)
-    language = analysis.languages[current] if analysis.languages else "en"
+    language = analysis.language(current)
     if analysis.request is not None:
         request = next(r for r in policy.scope.requests if r.id == analysis.request)
         return Triage(TriageLevel.OUT_OF_SCOPE, [request.name], request.referral, language)

@@ -12,6 +12,7 @@ This is the one place negation cues are applied.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ _APOSTROPHES = "'\u2019\u2018`\u00b4\u02bc"
 _AS_SPACE = '-\u2010\u2011\u2012\u2013\u2014_/,()[]{}"*\u201c\u201d\u00ab\u00bb<>|~+=#\t'
 _BOUNDARY = re.compile(r"[.!;:\n]+|\?(?!\s*(?:no|nope|nah|none|never|not)\b)")
 # a "no" answering a question ("No, I can't feel my groin") is a clause of its own, not a negation
+_CACHE_TURNS = 8192  # turns whose pattern hits are remembered
 _ANSWER = re.compile(r"^\W*(?:no|nope|nah|yes|yeah|yep)\s*[,.!:;\u2014-]", re.I)
 
 
@@ -121,6 +123,8 @@ class PatternMatcher:
             (r, [comp(p, where=f"scope request {r.id!r}") for p in r.patterns]) for r in policy.scope.requests
         ]
         self._speller: Speller | None = None
+        self._cache: dict[str, tuple[tuple[tuple[SignPolicy, str], ...], frozenset[str]]] = {}
+        self._lock = threading.Lock()
         if known_words:
             literal = " ".join(
                 [
@@ -156,20 +160,37 @@ class PatternMatcher:
 
     def find(self, turns: list[str]) -> list[PatternHit]:
         """Every sign a pattern names, live (not negated), in the user turns (oldest first)."""
-        texts = [self.prepare(t) for t in turns]
-        hits: list[PatternHit] = []
-        for i, text in enumerate(texts):
+        read = [self._read(t) for t in turns]
+        required = {s.id for s in self.policy.signs if s.requires and any(s.id in r[1] for r in read)}
+        return [
+            PatternHit(sign=sign, turn=i, quote=quote)
+            for i, (named, _) in enumerate(read)
+            for sign, quote in named
+            if not sign.requires or sign.id in required
+        ]
+
+    def _read(self, turn: str) -> tuple[tuple[tuple[SignPolicy, str], ...], frozenset[str]]:
+        """One turn's live pattern hits, and the signs whose `requires` it meets. Cached: a
+        conversation's earlier turns come back with every message."""
+        cached = self._cache.get(turn)
+        if cached is None:
+            text = self.prepare(turn)
+            named: list[tuple[SignPolicy, str]] = []
+            meets: set[str] = set()
             for sign in self.policy.signs:
-                if sign.requires and not any(
-                    self._first_live(t, p, sign) is not None for t in texts for p in self._requires[sign.id]
-                ):
-                    continue
+                if any(self._first_live(text, p, sign) is not None for p in self._requires[sign.id]):
+                    meets.add(sign.id)
                 for pattern in self._patterns[sign.id]:
                     match = self._first_live(text, pattern, sign)
                     if match is not None:
-                        hits.append(PatternHit(sign=sign, turn=i, quote=text.quote(*match)))
+                        named.append((sign, text.quote(*match)))
                         break
-        return hits
+            cached = (tuple(named), frozenset(meets))
+            with self._lock:  # pages answer several sessions at once
+                if len(self._cache) >= _CACHE_TURNS:
+                    self._cache.pop(next(iter(self._cache)))  # the oldest entry
+                self._cache[turn] = cached
+        return cached
 
     def request(self, message: str) -> str | None:
         """The id of a forbidden request (a dose, a scan, a diagnosis, another task) the message makes."""

@@ -17,7 +17,6 @@ import numpy as np
 from assistant.config import Settings
 from assistant.text import plain_text
 from assistant.triage.decide import Analysis, decide
-from assistant.triage.language import detect_language
 from assistant.triage.model import Thresholds, TriageModel
 from assistant.triage.patterns import PatternMatcher
 from assistant.triage.policy import TriagePolicy
@@ -107,7 +106,7 @@ class Triager:
         analysis = Analysis(current_turn=current)
         analysis.pattern_hits = self.patterns.find(texts)
         analysis.request = self.patterns.request(texts[current])
-        analysis.languages = [detect_language(t) for t in texts]
+        analysis.texts = texts
         if self.model is not None and self.embedder is not None:
             try:
                 self._score(analysis, texts, message_vector)
