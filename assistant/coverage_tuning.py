@@ -400,16 +400,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     command = args[0] if args else "report"
     bot = Assistant.from_settings(warm=True)
-    if command == "fit-compose":
+    fitters = {"fit-compose": fit_compose, "fit-rerank": fit_rerank}
+    if command in fitters:
         cases = labelled_questions()
-        result = fit_compose(
-            bot, [c for c in cases if c.split == "dev"], [c for c in cases if c.split == "test"]
-        )
-        print(json.dumps(result, indent=1))
-        return 0
-    if command == "fit-rerank":
-        cases = labelled_questions()
-        result = fit_rerank(
+        result = fitters[command](
             bot, [c for c in cases if c.split == "dev"], [c for c in cases if c.split == "test"]
         )
         print(json.dumps(result, indent=1))
