@@ -10,13 +10,13 @@ from __future__ import annotations
 import html
 import logging
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
-
-import gradio as gr
 
 import assistant  # noqa: F401, I001  (offline mode and no analytics, before Gradio is imported)
 from assistant import render
@@ -24,14 +24,68 @@ from assistant.config import PACKAGE_DIR, Settings
 from assistant.errors import AssistantError, InputError, with_emergency_note
 from assistant.feedback import STORED, FeedbackStore
 
+if TYPE_CHECKING:
+    import gradio as gr
+
 log = logging.getLogger("assistant.app")
 BAD_REQUEST = "Bad request (400)"  # the title of an /ask error that is the client's mistake
 STREAM_DELAY = 0.02  # seconds between streamed words; the answer itself is already computed
-THEME = gr.themes.Default(
-    primary_hue="teal",
-    font=["system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
-    font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
-)
+
+
+@cache
+def theme() -> Any:
+    """The page's theme (Gradio is imported on first use: `main` loads the assistant meanwhile)."""
+    import gradio as gr
+
+    return gr.themes.Default(
+        primary_hue="teal",
+        font=["system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
+        font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
+    )
+
+
+class Loading:
+    """The one Assistant, built in a background thread while Gradio imports and the page
+    starts; `ask` waits until it is built. Then, in the same thread, it warms up
+    (`Assistant.warm_up`, safe while answering), so answers never wait for that.
+    """
+
+    def __init__(self, load: Callable[[], Any], *, warm: bool = True) -> None:
+        self._ready = threading.Event()
+        self._bot: Any = None
+        self._error: BaseException | None = None
+        self.warmed = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(load, warm), name="assistant-loader", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, load: Callable[[], Any], warm: bool) -> None:
+        try:
+            self._bot = load()
+        except BaseException as exc:  # re-raised by `wait`, in the threads that need the bot
+            self._error = exc
+        self._ready.set()
+        if warm and self._error is None:
+            started = time.perf_counter()
+            try:
+                self._bot.warm_up()
+            except Exception:
+                log.exception("warming up failed; answers embed what they need on first use")
+            else:
+                log.info("warmed up in %.1f s", time.perf_counter() - started)
+        self.warmed.set()
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """The Assistant once built; raises what building it raised."""
+        if not self._ready.wait(timeout):
+            raise TimeoutError("the assistant is still loading")
+        if self._error is not None:
+            raise self._error
+        return self._bot
+
+    def ask(self, *args: Any, **kwargs: Any) -> Any:
+        return self.wait().ask(*args, **kwargs)
 
 
 class NoFiles:
@@ -75,7 +129,7 @@ def launch_options(settings: Settings | None = None) -> dict[str, Any]:
         "app_kwargs": {"middleware": [Middleware(NoFiles)]},
         "max_file_size": 1,  # bytes; a second lock behind NoFiles
         "blocked_paths": [str(Path(p).resolve()) for p in private] or None,
-        "theme": THEME,
+        "theme": theme(),
         "css_paths": [PACKAGE_DIR / "static" / "app.css"],
         "share": False,
         "ssr_mode": False,
@@ -93,6 +147,7 @@ def build_page(
 
     `feedback_off` is shown instead of the thumbs' note when feedback could not be switched on.
     """
+    import gradio as gr
 
     def chat(message: str, transcript: render.Transcript) -> Iterator[tuple]:
         if not message or not message.strip():
@@ -255,18 +310,32 @@ def open_feedback(settings: Settings) -> tuple[FeedbackStore | None, str]:
 
 def main() -> None:
     """Load settings and the one Assistant, then serve the page on settings.host:settings.port."""
-    from assistant.assistant import Assistant
-
     try:
         settings = Settings.load()
-        logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
-        bot = Assistant.from_settings(settings, warm=True)
     except AssistantError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         sys.exit(1)
+    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+
+    def load() -> Any:
+        from assistant.assistant import Assistant
+
+        return Assistant.from_settings(settings)
+
+    bot = Loading(load, warm=True)  # builds while Gradio imports; warms up once built
     store, feedback_off = open_feedback(settings)
     page = build_page(bot, settings, store, feedback_off)
-    page.launch(server_name=settings.host, server_port=settings.port, **launch_options(settings))
+    page.launch(
+        server_name=settings.host, server_port=settings.port, prevent_thread_lock=True,
+        **launch_options(settings),
+    )
+    try:
+        bot.wait()
+    except AssistantError as exc:  # no index and no documents, ...: say so and stop serving
+        print(f"Error: {exc}", file=sys.stderr)
+        page.close()
+        sys.exit(1)
+    page.block_thread()
 
 
 if __name__ == "__main__":
