@@ -151,6 +151,8 @@ class Assistant:
         bot.index_report = report
         if warm:
             bot.warm_up()
+        else:  # a one-shot `ask` reads the sentence vectors an earlier warm start kept, if any
+            composer.warm_up(retriever.chunks, settings.cache_dir, embed=False)
         return bot
 
     def warm_up(self) -> None:

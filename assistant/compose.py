@@ -211,11 +211,12 @@ class Composer:
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
-    def warm_up(self, chunks: Sequence[Chunk], cache_dir: Path | None = None) -> None:
+    def warm_up(self, chunks: Sequence[Chunk], cache_dir: Path | None = None, *, embed: bool = True) -> None:
         """Embed the units of many chunks in one batch (cheap for a small knowledge base).
 
         With `cache_dir`, the vectors are kept there (`compose/units-<key>.npz`, keyed by the
-        model and every embedded text) and read back by the next start instead of re-embedded.
+        model and every embedded text) and read back by the next start instead of re-embedded;
+        `embed=False` only reads them back, when an earlier warm start kept them.
         Safe to call while other threads answer: the unit cache is shared under a lock.
         """
         with self._lock:
@@ -227,6 +228,8 @@ class Composer:
         path = self._cache_file(cache_dir, flat)
         vectors = _load_vectors(path, len(flat))
         if vectors is None:
+            if not embed:
+                return
             vectors = self.embedder.encode(flat)
             _save_vectors(path, vectors)
         start = 0
