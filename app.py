@@ -13,10 +13,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote
+
+import gradio as gr
 
 import assistant  # noqa: F401, I001  (offline mode and no analytics, before Gradio is imported)
 from assistant import render
@@ -24,29 +25,19 @@ from assistant.config import PACKAGE_DIR, Settings
 from assistant.errors import AssistantError, InputError, with_emergency_note
 from assistant.feedback import STORED, FeedbackStore
 
-if TYPE_CHECKING:
-    import gradio as gr
-
 log = logging.getLogger("assistant.app")
 BAD_REQUEST = "Bad request (400)"  # the title of an /ask error that is the client's mistake
 STREAM_DELAY = 0.02  # seconds between streamed words; the answer itself is already computed
-
-
-@cache
-def theme() -> Any:
-    """The page's theme (Gradio is imported on first use: `main` loads the assistant meanwhile)."""
-    import gradio as gr
-
-    return gr.themes.Default(
-        primary_hue="teal",
-        font=["system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
-        font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
-    )
+THEME = gr.themes.Default(
+    primary_hue="teal",
+    font=["system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
+    font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
+)
 
 
 class Loading:
-    """The one Assistant, built in a background thread while Gradio imports and the page
-    starts; `ask` waits until it is built. Then, in the same thread, it warms up
+    """The one Assistant, built in a background thread while the page is built and the
+    server starts; `ask` waits until it is built. Then, in the same thread, it warms up
     (`Assistant.warm_up`, safe while answering), so answers never wait for that.
     """
 
@@ -129,7 +120,7 @@ def launch_options(settings: Settings | None = None) -> dict[str, Any]:
         "app_kwargs": {"middleware": [Middleware(NoFiles)]},
         "max_file_size": 1,  # bytes; a second lock behind NoFiles
         "blocked_paths": [str(Path(p).resolve()) for p in private] or None,
-        "theme": theme(),
+        "theme": THEME,
         "css_paths": [PACKAGE_DIR / "static" / "app.css"],
         "share": False,
         "ssr_mode": False,
@@ -147,7 +138,6 @@ def build_page(
 
     `feedback_off` is shown instead of the thumbs' note when feedback could not be switched on.
     """
-    import gradio as gr
 
     def chat(message: str, transcript: render.Transcript) -> Iterator[tuple]:
         if not message or not message.strip():
@@ -322,7 +312,7 @@ def main() -> None:
 
         return Assistant.from_settings(settings)
 
-    bot = Loading(load, warm=True)  # builds while Gradio imports; warms up once built
+    bot = Loading(load, warm=True)  # builds while the page starts; warms up once built
     store, feedback_off = open_feedback(settings)
     page = build_page(bot, settings, store, feedback_off)
     page.launch(
