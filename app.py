@@ -10,8 +10,9 @@ from __future__ import annotations
 import html
 import logging
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -32,6 +33,50 @@ THEME = gr.themes.Default(
     font=["system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
     font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
 )
+
+
+class Loading:
+    """The one Assistant, built in a background thread while the page is built and the
+    server starts; `ask` waits until it is built. Then, in the same thread, it warms up
+    (`Assistant.warm_up`, safe while answering), so answers never wait for that.
+    """
+
+    def __init__(self, load: Callable[[], Any], *, warm: bool = True) -> None:
+        self._ready = threading.Event()
+        self._bot: Any = None
+        self._error: BaseException | None = None
+        self.warmed = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(load, warm), name="assistant-loader", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, load: Callable[[], Any], warm: bool) -> None:
+        try:
+            self._bot = load()
+        except BaseException as exc:  # re-raised by `wait`, in the threads that need the bot
+            self._error = exc
+        self._ready.set()
+        if warm and self._error is None:
+            started = time.perf_counter()
+            try:
+                self._bot.warm_up()
+            except Exception:
+                log.exception("warming up failed; answers embed what they need on first use")
+            else:
+                log.info("warmed up in %.1f s", time.perf_counter() - started)
+        self.warmed.set()
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """The Assistant once built; raises what building it raised."""
+        if not self._ready.wait(timeout):
+            raise TimeoutError("the assistant is still loading")
+        if self._error is not None:
+            raise self._error
+        return self._bot
+
+    def ask(self, *args: Any, **kwargs: Any) -> Any:
+        return self.wait().ask(*args, **kwargs)
 
 
 class NoFiles:
@@ -255,18 +300,32 @@ def open_feedback(settings: Settings) -> tuple[FeedbackStore | None, str]:
 
 def main() -> None:
     """Load settings and the one Assistant, then serve the page on settings.host:settings.port."""
-    from assistant.assistant import Assistant
-
     try:
         settings = Settings.load()
-        logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
-        bot = Assistant.from_settings(settings, warm=True)
     except AssistantError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         sys.exit(1)
+    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+
+    def load() -> Any:
+        from assistant.assistant import Assistant
+
+        return Assistant.from_settings(settings)
+
+    bot = Loading(load, warm=True)  # builds while the page starts; warms up once built
     store, feedback_off = open_feedback(settings)
     page = build_page(bot, settings, store, feedback_off)
-    page.launch(server_name=settings.host, server_port=settings.port, **launch_options(settings))
+    page.launch(
+        server_name=settings.host, server_port=settings.port, prevent_thread_lock=True,
+        **launch_options(settings),
+    )
+    try:
+        bot.wait()
+    except AssistantError as exc:  # no index and no documents, ...: say so and stop serving
+        print(f"Error: {exc}", file=sys.stderr)
+        page.close()
+        sys.exit(1)
+    page.block_thread()
 
 
 if __name__ == "__main__":

@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NO_WORDS = "I found no words in your message once its HTML tags were set aside. Please type your question."
+# triaged once by `warm_up`: long enough for the language check to load its models
+WARM_UP_MESSAGE = "my lower back feels stiff after a long walk on the treadmill"
 PT_QUERY = "When should I see a physical therapist about back pain after workouts?"
 # A follow-up: the chunk the conversation is about is within this cosine of the message's own
 # best chunk, i.e. the message's own words do not point anywhere clearly better.
@@ -149,14 +151,22 @@ class Assistant:
         bot.index_report = report
         if warm:
             bot.warm_up()
+        else:  # a one-shot `ask` reads the sentence vectors an earlier warm start kept, if any
+            composer.warm_up(retriever.chunks, settings.cache_dir, embed=False)
         return bot
 
     def warm_up(self) -> None:
         """Embed, up front, what answers would otherwise embed on first use (chunk sentences,
-        the vocabulary behind the coverage check), so the first questions are as fast as the rest."""
-        self.composer.warm_up(self.retriever.chunks)
+        the vocabulary behind the coverage check), and load what triage loads lazily (the
+        language models), so the first questions are as fast as the rest.
+
+        The chunk sentences' vectors are kept in the cache folder, so a later start reads
+        them back. Safe to run in a background thread while `ask` answers (the chat page does).
+        """
+        self.composer.warm_up(self.retriever.chunks, self.settings.cache_dir)
         self.examples.rests(self.embedder, self.sentence_of)
         self.retriever.warm_up()
+        self.triager.assess(WARM_UP_MESSAGE)
 
     # -- the pipeline ----------------------------------------------------------
     def ask(
@@ -401,8 +411,8 @@ class Assistant:
         closest chunks (dense only: used for the labelled examples, embedded at start)."""
         if self._chunk_ids is None:
             vectors = self.retriever.store.vectors([c.id for c in self.retriever.chunks])
-            self._chunk_ids = list(vectors)
             self._chunk_matrix = np.asarray(list(vectors.values()), dtype=np.float32)
+            self._chunk_ids = list(vectors)  # last: another thread may read both once it is set
         q = np.asarray(vector, dtype=np.float32)
         order = np.argsort(-(self._chunk_matrix @ q))[:3]
         chunks = [self.retriever.chunk(self._chunk_ids[int(i)]) for i in order]

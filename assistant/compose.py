@@ -11,7 +11,12 @@ credential, from the chunk's metadata) are added. What it looks for in a sentenc
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 import re
+import tempfile
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +32,8 @@ from assistant.embeddings import Embedder
 from assistant.errors import ConfigError
 from assistant.knowledge import split_units
 from assistant.types import Block, Chunk, Citation, ScoredChunk, Statement
+
+log = logging.getLogger(__name__)
 
 ANSWERS_FILE = Path(__file__).parent / "rules" / "answers.yaml"
 DISCLAIMER = (
@@ -202,32 +209,58 @@ class Composer:
         self.style = style()
         self._cache: OrderedDict[str, tuple[list[str], np.ndarray]] = OrderedDict()
         self._cache_size = cache_size
+        self._lock = threading.Lock()
 
-    def warm_up(self, chunks: Sequence[Chunk]) -> None:
-        """Embed the units of many chunks in one batch (cheap for a small knowledge base)."""
-        todo = [c for c in chunks if c.id not in self._cache][: self._cache_size]
+    def warm_up(self, chunks: Sequence[Chunk], cache_dir: Path | None = None, *, embed: bool = True) -> None:
+        """Embed the units of many chunks in one batch (cheap for a small knowledge base).
+
+        With `cache_dir`, the vectors are kept there (`compose/units-<key>.npz`, keyed by the
+        model and every embedded text) and read back by the next start instead of re-embedded;
+        `embed=False` only reads them back, when an earlier warm start kept them.
+        Safe to call while other threads answer: the unit cache is shared under a lock.
+        """
+        with self._lock:
+            todo = [c for c in chunks if c.id not in self._cache][: self._cache_size]
         texts = [split_units(c.text) for c in todo]
         flat = [_context(c, u) for c, units in zip(todo, texts, strict=True) for u in units]
         if not flat:
             return
-        vectors = self.embedder.encode(flat)
+        path = self._cache_file(cache_dir, flat)
+        vectors = _load_vectors(path, len(flat))
+        if vectors is None:
+            if not embed:
+                return
+            vectors = self.embedder.encode(flat)
+            _save_vectors(path, vectors)
         start = 0
         for chunk, units in zip(todo, texts, strict=True):
             self._remember(chunk.id, units, vectors[start : start + len(units)])
             start += len(units)
 
+    def _cache_file(self, cache_dir: Path | None, texts: Sequence[str]) -> Path | None:
+        if cache_dir is None:
+            return None
+        digest = hashlib.sha256(str(getattr(self.embedder, "model_path", "")).encode())
+        for text in texts:
+            digest.update(b"\x1f" + text.encode())
+        return Path(cache_dir) / "compose" / f"units-{digest.hexdigest()[:20]}.npz"
+
     def _remember(self, chunk_id: str, units: list[str], vectors: np.ndarray) -> None:
-        self._cache[chunk_id] = (units, vectors)
-        self._cache.move_to_end(chunk_id)
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[chunk_id] = (units, vectors)
+            self._cache.move_to_end(chunk_id)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
 
     def _units(self, chunk: Chunk) -> tuple[list[str], np.ndarray]:
-        if chunk.id not in self._cache:
+        with self._lock:
+            found = self._cache.get(chunk.id)
+        if found is None:
             units = split_units(chunk.text)
             vectors = self.embedder.encode([_context(chunk, u) for u in units]) if units else np.zeros((0, 1))
             self._remember(chunk.id, units, vectors)
-        return self._cache[chunk.id]
+            found = (units, vectors)
+        return found
 
     def sentence_similarity(self, chunk: Chunk, query_vector: np.ndarray) -> float:
         """Cosine similarity of the chunk's sentence closest to the question."""
@@ -452,3 +485,29 @@ def overview(chunks: Sequence[Chunk], limit: int = 8) -> list[str]:
         if head and head != "Introduction" and head.lower() not in (o.lower() for o in out):
             out.append(head)
     return out[:limit]
+
+
+def _load_vectors(path: Path | None, rows: int) -> np.ndarray | None:
+    """Vectors kept by `_save_vectors`, or None when absent, unreadable or of another shape."""
+    if path is None or not path.exists():
+        return None
+    try:
+        with np.load(path) as data:
+            vectors = np.asarray(data["vectors"], dtype=np.float32)
+    except Exception as exc:  # a broken cache is recomputed, never fatal
+        log.warning("Ignoring the unreadable sentence-vector cache %s (%s).", path, exc)
+        return None
+    return vectors if vectors.ndim == 2 and len(vectors) == rows else None
+
+
+def _save_vectors(path: Path | None, vectors: np.ndarray) -> None:
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, vectors=vectors)
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only cache folder only costs time
+        log.warning("Could not keep the sentence-vector cache in %s (%s).", path, exc)

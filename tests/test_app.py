@@ -226,3 +226,41 @@ def test_a_session_over_its_rate_limit_is_refused_with_the_limit_but_still_triag
         assert "Emergency" in _text(messages[-1]) and "2 messages in the last minute" in _text(messages[-1])
         _, messages, _, notice = other.predict("how do I do a bird dog?", api_name="/chat")
         assert "limit" not in notice and len(messages) == 2  # another session is not limited
+
+
+def test_loading_answers_once_built_and_warms_up_after() -> None:
+    import threading
+
+    gate = threading.Event()
+    calls: list[str] = []
+
+    class Bot:
+        def ask(self, message: str, history: Any = ()) -> str:
+            calls.append("ask")
+            return f"answer to {message}"
+
+        def warm_up(self) -> None:
+            calls.append("warm_up")
+
+    def load() -> Bot:
+        gate.wait(10)
+        return Bot()
+
+    loading = app.Loading(load)
+    with pytest.raises(TimeoutError):
+        loading.wait(timeout=0.01)
+    gate.set()
+    assert loading.ask("hi") == "answer to hi"
+    assert loading.warmed.wait(10) and "warm_up" in calls
+
+
+def test_loading_raises_what_building_raised() -> None:
+    from assistant.errors import StoreError
+
+    def load() -> Any:
+        raise StoreError("no index")
+
+    loading = app.Loading(load)
+    with pytest.raises(StoreError, match="no index"):
+        loading.ask("hi")
+    assert loading.warmed.wait(10)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
 from assistant.compose import CITATION, DISCLAIMER, Intent, check_citations, detect_intent
@@ -254,3 +255,28 @@ def test_off_topic_requests_are_refused_by_triage_with_the_emergency_line(bot) -
     answer = bot.ask("how do I bake sourdough bread?")
     assert answer.triage.level is TriageLevel.OUT_OF_SCOPE
     assert answer.citations == [] and EMERGENCY_NOTE in answer.answer
+
+
+def test_warm_up_keeps_sentence_vectors_in_the_cache_folder(bot, tmp_path) -> None:
+    from assistant.compose import Composer
+
+    chunks = bot.retriever.chunks
+    first = Composer(bot.embedder)
+    first.warm_up(chunks, tmp_path)
+    (kept,) = (tmp_path / "compose").glob("units-*.npz")
+
+    class NoEmbedding:
+        model_path = bot.embedder.model_path
+
+        def encode(self, texts):
+            raise AssertionError("a cached start embeds nothing")
+
+    second = Composer(NoEmbedding())  # type: ignore[arg-type]
+    second.warm_up(chunks, tmp_path)
+    for c in chunks:
+        assert second._cache[c.id][0] == first._cache[c.id][0]
+        assert np.allclose(second._cache[c.id][1], first._cache[c.id][1])
+    kept.write_bytes(b"not an npz")  # a broken cache is re-embedded, never fatal
+    third = Composer(bot.embedder)
+    third.warm_up(chunks, tmp_path)
+    assert all(c.id in third._cache for c in chunks)
