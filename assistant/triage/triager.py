@@ -130,8 +130,9 @@ class Triager:
                 if u.turn == current and u.text == whole.strip(_EDGE):
                     known[u.text] = message_vector
         windows = [window(texts[u.turn], u).text for u in pieces]
-        extra = list(dict.fromkeys(w for w in [whole, *windows] if w not in {u.text for u in pieces}))
-        names = [u.text for u in pieces] + extra
+        scored = [u.text for u in pieces]
+        seen = set(scored)
+        names = scored + [w for w in dict.fromkeys([whole, *windows]) if w not in seen]
         scores = self.model.score(names, self._vectors(names, known))
         row = {name: i for i, name in enumerate(names)}
         analysis.units = pieces
