@@ -212,7 +212,7 @@ class Assistant:
         problem = refuse or (hist.problem() if hist.problems else "")
         if problem:
             if triage.level.severity == 0:
-                raise InputError(problem)
+                raise InputError(problem, triage=triage)
             note = f"{problem} I only checked your messages for warning signs."
             return self._referral_answer(text, triage, timings, started, note)
         if too_long or not analysed:
@@ -221,8 +221,11 @@ class Assistant:
                 note = limit_note(len(text) + unread, self.settings.max_message_chars, read=limit)
             if triage.level.severity == 0:
                 if unread:
-                    raise InputError(note)
-                clean_message(text, self.settings.max_message_chars)  # raises when empty or too long
+                    raise InputError(note, triage=triage)
+                try:
+                    clean_message(text, self.settings.max_message_chars)  # raises: empty or too long
+                except InputError as exc:
+                    raise InputError(str(exc), triage=triage) from exc
             return self._referral_answer(text, triage, timings, started, note)
         if triage.level in (TriageLevel.EMERGENCY, TriageLevel.URGENT, TriageLevel.OUT_OF_SCOPE) or (
             triage.language != "en"

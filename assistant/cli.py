@@ -19,6 +19,7 @@ from assistant import _offline  # noqa: F401
 from assistant.config import Settings
 from assistant.errors import AssistantError, InputError, with_emergency_note
 from assistant.text import normalize
+from assistant.types import Triage
 
 if TYPE_CHECKING:
     from assistant.assistant import Assistant
@@ -131,10 +132,16 @@ def _batch_lines(stream: TextIO) -> Iterator[tuple[Any, dict[str, Any] | None, s
         msg = req.get("message")
         if not isinstance(msg, str):
             yield rid, None, "missing 'message' (a string)"
-        elif not normalize(msg):
-            yield rid, None, "'message' is empty or only whitespace"
-        else:  # a malformed history is Assistant.ask's to judge: triage reads what it can first
-            yield rid, req, None
+        else:  # an empty message or a malformed history is Assistant.ask's to judge: triage
+            yield rid, req, None  # reads the whole conversation first
+
+
+def _error_object(rid: Any, exc: InputError) -> dict[str, Any]:
+    """A batch line's refusal: what was wrong, the emergency line, and the triage when it ran."""
+    out: dict[str, Any] = {"id": rid, "error": with_emergency_note(str(exc))}
+    if isinstance(exc.triage, Triage):
+        out["triage"] = exc.triage.to_dict()
+    return out
 
 
 def _json_line(obj: dict[str, Any]) -> str:
@@ -172,7 +179,7 @@ def ask(message: str | None, as_json: bool, batch: TextIO | None) -> None:
                 try:
                     out = {"id": rid, **bot.ask(req["message"], req.get("history")).to_dict()}
                 except InputError as exc:
-                    out = {"id": rid, "error": with_emergency_note(str(exc))}
+                    out = _error_object(rid, exc)
                 except Exception as exc:  # one bad line never ends the batch
                     log.exception("batch line %r failed", rid)
                     error = f"this line could not be answered ({exc})"

@@ -24,7 +24,16 @@ class ConfigError(AssistantError):
 
 
 class InputError(AssistantError):
-    """The user's message cannot be answered as given (empty, too long, not text)."""
+    """The user's message cannot be answered as given (empty, too long, not text).
+
+    `triage` is the triage of the conversation when it ran before the refusal (it always runs
+    first), so a machine reading the error still learns the level; None when the input could
+    not be read at all.
+    """
+
+    def __init__(self, message: str, *, triage: object | None = None) -> None:
+        super().__init__(message)
+        self.triage = triage
 
 
 class KnowledgeError(AssistantError):

@@ -96,6 +96,16 @@ def test_batch_answers_each_line_in_order_and_reports_bad_lines(bot, runner, tmp
     assert "not valid JSON" in out[2]["error"]
     assert "missing 'message'" in out[3]["error"]
     assert "empty" in out[4]["error"]
+    assert out[4]["triage"]["level"] == "out_of_scope"  # the refusal still says what triage found
+
+
+def test_an_empty_batch_message_still_triages_the_conversation(bot, runner, tmp_path) -> None:
+    batch = tmp_path / "batch.jsonl"
+    said = [{"role": "user", "content": "since the fall I can't feel my groin and I wet myself"}]
+    batch.write_text(json.dumps({"id": "q", "message": "  ", "history": said}) + "\n")
+    result = runner.invoke(cli, ["ask", "--json", "--batch", str(batch)])
+    out = json.loads(result.output)
+    assert out["triage"]["level"] == "emergency", out
 
 
 def test_a_batch_goes_on_past_malformed_history_deep_nesting_and_bad_bytes(bot, runner, tmp_path) -> None:

@@ -137,6 +137,9 @@ def decide(analysis: Analysis, policy: TriagePolicy, thresholds: Thresholds) -> 
             referral = f"{translated}\n\n{referral}"
         return Triage(level=level, reasons=reasons, referral=referral, language=language)
     language = analysis.language(current)
+    if analysis.texts and not any(ch.isalnum() for ch in analysis.texts[current]):
+        # nothing to answer (empty, or only symbols): not a back-pain question either
+        return Triage(TriageLevel.OUT_OF_SCOPE, ["no question to answer"], policy.scope.referral, language)
     if analysis.request is not None:
         request = next(r for r in policy.scope.requests if r.id == analysis.request)
         return Triage(TriageLevel.OUT_OF_SCOPE, [request.name], request.referral, language)
