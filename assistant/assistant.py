@@ -32,7 +32,7 @@ from assistant.compose import (
 from assistant.config import Settings
 from assistant.coverage import CoverageModel, Evidence, Examples, ReadQuery, rest
 from assistant.embeddings import Embedder
-from assistant.errors import EMERGENCY_NOTE, AssistantError, InputError
+from assistant.errors import EMERGENCY_NOTE, AssistantError, InputError, StoreError
 from assistant.history import read_history
 from assistant.rerank import Reranker
 from assistant.retrieval import HybridRetriever
@@ -44,6 +44,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+UNREACHABLE = (
+    "Sorry, I cannot reach the knowledge base right now, so I cannot look up the sources. "
+    "Please try again in a minute."
+)
 NO_WORDS = "I found no words in your message once its HTML tags were set aside. Please type your question."
 # triaged once by `warm_up`: long enough for the language check to load its models
 WARM_UP_MESSAGE = "my lower back feels stiff after a long walk on the treadmill"
@@ -234,6 +238,9 @@ class Assistant:
         assert vector is not None
         try:
             return self._answer(text, analysed, vector, turns, triage, timings, started)
+        except StoreError as exc:  # e.g. the Chroma server went away: answers resume when it is back
+            log.warning("the index could not be read (%s); replying with the referral", exc)
+            return self._referral_answer(text, triage, timings, started, UNREACHABLE)
         except Exception:
             log.exception("answering failed after triage (%s); replying with the referral", triage.level)
             note = "Sorry, something went wrong while preparing the answer."

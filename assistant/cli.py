@@ -80,7 +80,8 @@ def ingest(paths: tuple[Path, ...], rebuild: bool, quiet: bool, as_json: bool) -
         embedder = Embedder.from_settings(settings)
         if not paths and not rebuild and index.status(embedder.model_id) == "fresh":
             if not quiet:
-                click.echo(f"Index in {settings.index_dir} is up to date.")
+                where = f"on {settings.chroma_url}" if settings.chroma_url else f"in {settings.index_dir}"
+                click.echo(f"Index {where} is up to date.")
             return
         report = index.ingest(
             embedder,

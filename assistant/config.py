@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from assistant.errors import ConfigError
@@ -37,6 +37,17 @@ class Settings(BaseSettings):
     )
     collection: str = Field(
         default="knowledge", description="Name of the Chroma collection inside the index."
+    )
+    chroma_url: str | None = Field(
+        default=None,
+        description="URL of a Chroma server, e.g. http://127.0.0.1:8000 (https for TLS); unset: the "
+        "embedded index in index_dir. On a server the index is the collections named after "
+        "`collection` (one pointer and its generations).",
+    )
+    chroma_token: SecretStr | None = Field(
+        default=None,
+        description="Token sent to the Chroma server as 'Authorization: Bearer <token>' (Chroma's "
+        "token auth); unset: no auth header.",
     )
     model_path: Path | None = Field(
         default=None,
@@ -181,6 +192,22 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: str) -> str:
         return value.upper()
+
+    @field_validator("chroma_url")
+    @classmethod
+    def _server_url(cls, value: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if value is None or not value.strip():
+            return None
+        url = urlsplit(value.strip())
+        try:
+            url.port  # noqa: B018  (raises on a port that is not a number)
+        except ValueError:
+            raise ValueError(f"the port must be a number, got {value!r}") from None
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"must look like http://host:port or https://host:port, got {value!r}")
+        return value.strip().rstrip("/")
 
     @model_validator(mode="after")
     def _check_weights(self) -> Settings:
