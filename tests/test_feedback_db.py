@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 from servers import create_database, postgres_server
 from sqlalchemy import create_engine, inspect, text, update
+from test_feedback import RECORD  # the same rating as the SQLite tests store
 
 import app
 from assistant import migrations
@@ -29,13 +30,6 @@ from assistant.config import PROJECT_ROOT, Settings
 from assistant.errors import ConfigError, InputError, StoreError
 from assistant.feedback import FILENAME, STORED, FeedbackStore, database_url, feedback_table
 
-RECORD = {
-    "user_input": "how many reps? ünïcode",
-    "response": "**Glute Bridge**\n3. Repeat 10 times. [1]",
-    "citations": [{"n": 1, "chunk_id": "a#7", "document": "D", "section": "S", "experts": [], "text": "3."}],
-    "triage_level": "self_care",
-    "history": [{"role": "user", "content": "tell me about the glute bridge"}],
-}
 _names = count()
 
 
