@@ -10,7 +10,7 @@ export HF_HUB_DISABLE_TELEMETRY=1
 export ANONYMIZED_TELEMETRY=False
 export GRADIO_ANALYTICS_ENABLED=False
 
-.PHONY: setup chromium models run chat test test-fast eval bench lint typecheck audit ingest clean
+.PHONY: setup chromium postgresql models run chat test test-fast eval bench lint typecheck audit ingest clean
 
 setup: $(STAMP) chromium models
 
@@ -35,6 +35,13 @@ chromium:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing: run 'sudo apt-get install chromium' for the browser tests"; fi; }
 
+# The feedback tests start a throwaway server from Debian's PostgreSQL (tests/servers.py).
+postgresql:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "postgresql is missing: run 'sudo apt-get install postgresql' for the feedback database tests"; fi; }
+
 ingest: setup
 	$(PY) -m assistant ingest
 
@@ -45,10 +52,10 @@ run: setup
 chat: setup
 	$(PY) -m assistant chat
 
-test: setup
+test: setup postgresql
 	$(PY) -m pytest
 
-test-fast: setup
+test-fast: setup postgresql
 	$(PY) -m pytest -m "not slow and not browser"
 
 eval: setup

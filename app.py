@@ -23,7 +23,7 @@ import assistant  # noqa: F401, I001  (offline mode and no analytics, before Gra
 from assistant import render
 from assistant.config import PACKAGE_DIR, Settings
 from assistant.errors import AssistantError, InputError, with_emergency_note
-from assistant.feedback import STORED, FeedbackStore
+from assistant.feedback import FeedbackStore
 
 log = logging.getLogger("assistant.app")
 BAD_REQUEST = "Bad request (400)"  # the title of an /ask error that is the client's mistake
@@ -252,7 +252,7 @@ def build_page(
                         autofocus=True,
                     )
                     send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
-                privacy = STORED if store else feedback_off
+                privacy = store.notice if store else feedback_off
                 if privacy:
                     gr.HTML(f'<p class="feedback-note">{html.escape(privacy)}</p>', elem_id="feedback-note")
                 status = gr.HTML(render.notice(""), elem_id="notice")
@@ -292,10 +292,11 @@ def open_feedback(settings: Settings) -> tuple[FeedbackStore | None, str]:
         return FeedbackStore.from_settings(settings), ""
     except AssistantError as exc:
         log.warning("feedback is off: %s", exc)
-        return None, (
-            f"Ratings are switched off: the data folder {settings.data_dir} cannot be written. "
-            "Nothing you type is stored."
+        why = (
+            "the feedback database cannot be reached" if settings.feedback_db_url
+            else f"the data folder {settings.data_dir} cannot be written"
         )
+        return None, f"Ratings are switched off: {why}. Nothing you type is stored."
 
 
 def main() -> None:

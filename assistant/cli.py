@@ -1,4 +1,4 @@
-"""The command line: `python -m assistant ingest | ask | chat | serve | feedback export`.
+"""The command line: `python -m assistant ingest | ask | chat | serve | feedback export|delete|migrate`.
 
 Readable output for people, `--json` for machines. Known errors become one line
 on stderr saying what to do next (exit 1); a bad invocation exits 2 with usage.
@@ -23,6 +23,7 @@ from assistant.types import Triage
 
 if TYPE_CHECKING:
     from assistant.assistant import Assistant
+    from assistant.feedback import FeedbackStore
     from assistant.types import Answer
 
 
@@ -248,7 +249,16 @@ def serve() -> None:
 
 @cli.group()
 def feedback() -> None:
-    """Thumbs up/down left on the chat page (stored in ASSISTANT_DATA_DIR)."""
+    """Thumbs up/down left on the chat page (in ASSISTANT_DATA_DIR, or ASSISTANT_FEEDBACK_DB_URL)."""
+
+
+def _feedback_store(*, create: bool = False) -> tuple[FeedbackStore | None, str]:
+    """The store the settings name (None: the default SQLite file does not exist) and where it is."""
+    from assistant.feedback import FILENAME, FeedbackStore
+
+    settings = _settings()
+    store = FeedbackStore.existing(settings, create=create)
+    return store, store.where if store else str(settings.data_dir / FILENAME)
 
 
 @feedback.command("export")
@@ -260,12 +270,8 @@ def feedback() -> None:
 def feedback_export(out: Path | None) -> None:
     """Write every rating as JSON Lines (user_input, response, citations, triage_level, rating,
     comment, created_at), ready to turn into eval cases."""
-    from assistant.feedback import FILENAME, FeedbackStore
-
     try:
-        settings = _settings()
-        path = settings.data_dir / FILENAME
-        store = FeedbackStore(path) if path.exists() else None
+        store, where = _feedback_store()
         if out is None:
             count = store.export(sys.stdout) if store else 0
         else:
@@ -275,8 +281,8 @@ def feedback_export(out: Path | None) -> None:
     except AssistantError as exc:
         _fail(exc)
         return
-    where = f" to {out}" if out else ""
-    click.echo(f"Exported {count} feedback record(s) from {path}{where}.", err=True)
+    to = f" to {out}" if out else ""
+    click.echo(f"Exported {count} feedback record(s) from {where}{to}.", err=True)
 
 
 @feedback.command("delete")
@@ -284,21 +290,31 @@ def feedback_export(out: Path | None) -> None:
 @click.option("--id", "row_id", type=int, help="Delete the rating with this id (see `feedback export`).")
 def feedback_delete(everything: bool, row_id: int | None) -> None:
     """Delete stored ratings: every one (--all) or one by its id (--id N)."""
-    from assistant.feedback import FILENAME, FeedbackStore
-
     if everything == (row_id is not None):
         raise click.UsageError("Give either --all or --id N.")
     try:
-        settings = _settings()
-        path = settings.data_dir / FILENAME
-        count = FeedbackStore(path).delete(None if everything else row_id) if path.exists() else 0
+        store, where = _feedback_store()
+        count = store.delete(None if everything else row_id) if store else 0
     except AssistantError as exc:
         _fail(exc)
         return
     if row_id is not None and count == 0:
-        click.echo(f"No feedback record with id {row_id} in {path}.", err=True)
+        click.echo(f"No feedback record with id {row_id} in {where}.", err=True)
         sys.exit(1)
-    click.echo(f"Deleted {count} feedback record(s) from {path}.", err=True)
+    click.echo(f"Deleted {count} feedback record(s) from {where}.", err=True)
+
+
+@feedback.command("migrate")
+def feedback_migrate() -> None:
+    """Bring the feedback database to the newest schema (creating it if need be). Opening the
+    store does this too; run it to migrate a shared database before starting new app processes."""
+    try:
+        store, where = _feedback_store(create=True)
+    except AssistantError as exc:
+        _fail(exc)
+        return
+    assert store is not None
+    click.echo(f"Feedback database {where} is at schema revision {store.revision} (the newest).", err=True)
 
 
 def main() -> None:

@@ -170,7 +170,15 @@ class Settings(BaseSettings):
         description="Folder for local data written by the page (feedback).",
     )
     feedback_enabled: bool = Field(
-        default=True, description="Store thumbs-up/down feedback from the page in data_dir."
+        default=True,
+        description="Store thumbs-up/down feedback from the page (in data_dir, or feedback_db_url).",
+    )
+    feedback_db_url: SecretStr | None = Field(
+        default=None,
+        description="Database for feedback ratings, shared by every app process: a URL such as "
+        "postgresql://user:password@127.0.0.1:5432/feedback (psycopg 3) or "
+        "sqlite:////srv/data/feedback.sqlite3. Unset: SQLite in data_dir. Its tables are migrated "
+        "to the newest schema when it is opened.",
     )
     feedback_comment_chars: int = Field(
         default=1000, gt=0, description="Longest feedback comment stored, in characters."
@@ -208,6 +216,16 @@ class Settings(BaseSettings):
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError(f"must look like http://host:port or https://host:port, got {value!r}")
         return value.strip().rstrip("/")
+
+    @field_validator("feedback_db_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        from assistant.feedback import database_url  # SQLAlchemy loads only when a URL is set
+
+        database_url(value.get_secret_value())  # ValueError: pydantic names the setting
+        return value
 
     @model_validator(mode="after")
     def _check_weights(self) -> Settings:

@@ -25,6 +25,7 @@ def _isolated_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ASSISTANT_INDEX_DIR", str(tmp_path / "index"))
     monkeypatch.setenv("ASSISTANT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("ASSISTANT_KNOWLEDGE_DIR", raising=False)
+    monkeypatch.delenv("ASSISTANT_FEEDBACK_DB_URL", raising=False)
 
 
 @pytest.fixture(scope="session")
