@@ -17,6 +17,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as settings_
+from hypothesis import strategies as st
 
 from assistant.assistant import Assistant
 from assistant.compose import CITATION, DISCLAIMER, check_citations
@@ -262,3 +265,11 @@ def test_a_sentence_weakening_the_triage_is_caught(sentence: str) -> None:
 
 def test_the_sources_themselves_never_read_as_weakening_the_triage(bot) -> None:
     assert [c.id for c in bot.retriever.chunks if policy().weakens(c.text)] == []
+
+
+@settings_(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from("ab .!?:[]()*_#<>-,1234\n\u201c"), max_size=200))
+def test_parsing_any_reply_gives_plain_sentences(reply: str) -> None:
+    for s in parse_reply(reply):
+        assert s.text == s.text.strip() and not set("[]*_#<>`") & set(s.text)
+        assert all(n >= 0 for n in s.cites)
