@@ -34,6 +34,7 @@ from assistant.coverage import CoverageModel, Evidence, Examples, ReadQuery, res
 from assistant.embeddings import Embedder
 from assistant.errors import EMERGENCY_NOTE, AssistantError, InputError, StoreError
 from assistant.history import read_history
+from assistant.llm import ModelWriter
 from assistant.rerank import Reranker
 from assistant.retrieval import HybridRetriever
 from assistant.text import as_text, clean_message, limit_note, plain_text
@@ -111,8 +112,10 @@ class Assistant:
         triager: TriagerLike,
         coverage: CoverageModel | None = None,
         reranker: Reranker | None = None,
+        writer: ModelWriter | None = None,
     ) -> None:
         self.settings = settings
+        self.writer = writer  # a language model rewriting covered answers, checked; None: extractive
         self.coverage = coverage or CoverageModel.load()
         self.reranker = reranker or Reranker.load()
         self.examples = Examples.load()
@@ -151,7 +154,8 @@ class Assistant:
         retriever = HybridRetriever.build(index.open(), embedder, settings, index.keywords())
         composer = Composer(embedder, max_words=settings.answer_max_words)
         triager = Triager.from_settings(settings, embedder)
-        bot = cls(settings, embedder, retriever, composer, triager)
+        writer = ModelWriter.from_settings(settings, composer)
+        bot = cls(settings, embedder, retriever, composer, triager, writer=writer)
         bot.index_report = report
         if warm:
             bot.warm_up()
@@ -284,6 +288,11 @@ class Assistant:
             else:
                 composed = self.composer.compose(query, got.hits, got.vector)
             covered = composed.covered
+        backend, fallback = "extractive", ""
+        if covered and composed is not None and self.writer is not None:
+            t_llm = time.perf_counter()
+            composed, backend, fallback = self.writer.rewrite(got.read.text, got.hits, composed)
+            timings["llm"] = _ms(t_llm)
         if not covered or composed is None:
             nearest = (
                 topic_name(got.hits[0].chunk)
@@ -307,7 +316,7 @@ class Assistant:
         answer_text = render_text(
             referral=referral, why=why, notice=composed.notice, blocks=composed.blocks, disclaimer=DISCLAIMER
         )
-        timings["compose"] = _ms(t)
+        timings["compose"] = round(_ms(t) - timings.get("llm", 0.0), 3)  # the model call is "llm"
 
         t = time.perf_counter()
         problems = check_citations(composed.blocks, composed.citations, answer_text)
@@ -331,6 +340,8 @@ class Assistant:
             missing=tuple(composed.missing),
             nearest_topic=composed.nearest_topic,
             follow_up=got.follow_up,
+            backend=backend,
+            fallback_reason=fallback,
         )
 
     # -- retrieval with evidence and conversation topic ----------------------------

@@ -104,6 +104,30 @@ class Settings(BaseSettings):
     )
 
     # -- answers and input -----------------------------------------------------
+    answer_backend: Literal["extractive", "openai", "ollama"] = Field(
+        default="extractive",
+        description="Who writes covered answers: 'extractive' (quotes chosen from the sources, no model), "
+        "'openai' (any OpenAI-compatible server) or 'ollama', through LangChain (`pip install -e '.[llm]'`). "
+        "A model's answer is checked against the passages it cites; one that fails, or a backend that "
+        "fails, gives the extractive answer.",
+    )
+    llm_base_url: str | None = Field(
+        default=None,
+        description="URL of the model server, e.g. http://127.0.0.1:8080/v1 (OpenAI-compatible) or "
+        "http://127.0.0.1:11434 (Ollama); unset means the backend's own default.",
+    )
+    llm_model: str = Field(
+        default="",
+        description="Model name sent to the model server (needed unless answer_backend is extractive).",
+    )
+    llm_api_key: SecretStr | None = Field(
+        default=None, description="API key for the OpenAI-compatible server, if it needs one (never logged)."
+    )
+    llm_timeout_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="Seconds a model answer may take in all; past it the extractive answer is given.",
+    )
     answer_max_words: int = Field(
         default=180, ge=40, description="Word budget of an answer (steps may run longer)."
     )
@@ -231,6 +255,9 @@ class Settings(BaseSettings):
     def _check_weights(self) -> Settings:
         if self.dense_weight == 0 and self.lexical_weight == 0:
             raise ValueError("dense_weight and lexical_weight cannot both be 0")
+        if self.answer_backend != "extractive" and not self.llm_model.strip():
+            backend = self.answer_backend
+            raise ValueError(f"answer_backend {backend!r} needs ASSISTANT_LLM_MODEL (a model name)")
         return self
 
     @classmethod

@@ -122,12 +122,14 @@ class Statement:
 
     `text` is exactly as it stands in the chunk (what the check and the page's highlight
     look for); `prefix` is an attribution the composer adds ("Natalie Niemczyk, DPT: ").
+    A language model's sentence is `verbatim=False`: its support was checked (`llm.py`).
     """
 
     text: str
     n: int
     prefix: str = ""
     style: Literal["bullet", "step", "paragraph"] = "bullet"
+    verbatim: bool = True
 
     def line(self) -> str:
         body = self.text[2:] if self.style == "bullet" and self.text.startswith("- ") else self.text
@@ -185,6 +187,8 @@ class Answer:
     missing: tuple[str, ...] = ()  # not covered: the question's words the sources never use
     nearest_topic: str | None = None  # not covered: the closest section the sources do have
     follow_up: bool = False  # resolved against the conversation's topic
+    backend: str = "extractive"  # who wrote the answer's statements: extractive, openai or ollama
+    fallback_reason: str = ""  # why a language model's answer was not used (then backend is extractive)
 
     @property
     def referral(self) -> str:
@@ -216,4 +220,6 @@ class Answer:
             "missing": list(self.missing),
             "nearest_topic": self.nearest_topic,
             "follow_up": self.follow_up,
+            "backend": self.backend,
+            **({"fallback_reason": self.fallback_reason} if self.fallback_reason else {}),
         }
