@@ -189,6 +189,12 @@ class Settings(BaseSettings):
     concurrency_limit: int = Field(
         default=4, gt=0, description="Chat requests the page answers at once (Gradio queue)."
     )
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="Key that signs the conversation the chat page's browser sends back with each "
+        "message (so no replica keeps it); set the same value on every replica behind a load "
+        "balancer. Unset: a random key per process, so only that process continues a conversation.",
+    )
     data_dir: Path = Field(
         default=PROJECT_ROOT / ".data",
         description="Folder for local data written by the page (feedback).",
