@@ -101,6 +101,7 @@ if [ -z "${ASSISTANT_SESSION_SECRET:-}" ]; then  # the same on every replica, ke
   ASSISTANT_SESSION_SECRET=$(cat "$LAYOUT_DIR/session-secret")
   export ASSISTANT_SESSION_SECRET
 fi
+export ASSISTANT_INGEST_ON_START=false  # the replicas serve the index ingested above, never ingest
 for k in $(seq 0 $((REPLICAS - 1))); do
   port=$((BASE_PORT + k))
   ASSISTANT_HOST=127.0.0.1 ASSISTANT_PORT=$port ASSISTANT_DATA_DIR=$LAYOUT_DIR/replica-$k \

@@ -16,6 +16,9 @@ Must hold, or the test fails: 0 errors; every reply right for its message and it
 are cited); every rating from both replicas is one row in the one PostgreSQL, and a rating
 changed on the other replica changes that row; each replica's peak RSS under MEMORY_BOUND_MB;
 neither replica contacts anything but 127.0.0.1. Latency (p50, p95) and throughput are printed.
+
+The replicas run with `ASSISTANT_INGEST_ON_START=false`, so they never ingest at once; a fast
+test checks that such a replica serves the index it finds, stale or not, and never rebuilds it.
 """
 
 from __future__ import annotations
@@ -35,13 +38,13 @@ import pytest
 from running_app import RunningApp, ask, running_app
 from servers import chroma_server, postgres_server
 
+from assistant.assistant import Assistant
 from assistant.config import Settings
+from assistant.errors import StoreError
 from assistant.index import Index
 from assistant.render import Transcript
 from assistant.session import SessionCodec
 from assistant.types import TriageLevel
-
-pytestmark = pytest.mark.slow
 
 SESSIONS = 20
 MESSAGES = 5  # per session, alternating replicas
@@ -195,12 +198,13 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+@pytest.mark.slow
 def test_two_replicas_share_the_stores_and_keep_no_conversation(tmp_path: Path, embedder) -> None:
     started = time.perf_counter()
     with chroma_server(tmp_path) as chroma, postgres_server(tmp_path) as db_url, ExitStack() as stack:
         Index(Settings.load(chroma_url=chroma.url)).ingest(embedder, progress=False)  # once, for both
         env = {"ASSISTANT_CHROMA_URL": chroma.url, "ASSISTANT_FEEDBACK_DB_URL": db_url,
-               "ASSISTANT_SESSION_SECRET": SECRET}
+               "ASSISTANT_SESSION_SECRET": SECRET, "ASSISTANT_INGEST_ON_START": "false"}
 
         def start(k: int) -> RunningApp:  # no local index: each replica reads the server
             return stack.enter_context(running_app(
@@ -256,3 +260,22 @@ def test_two_replicas_share_the_stores_and_keep_no_conversation(tmp_path: Path, 
     assert rows.get("down", 0) == load.changed > 0  # changed in place by the other replica
     assert all(m < MEMORY_BOUND_MB for m in peak_mb), peak_mb
     assert contacted == [[], []]
+
+
+def test_a_replica_serves_the_index_as_it_is_when_ingest_on_start_is_off(
+    knowledge_copy: Path, tmp_path: Path, embedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Replicas never ingest at once: with ingest_on_start off they serve the index they find."""
+    settings = Settings.load(knowledge_dir=knowledge_copy, index_dir=tmp_path / "shared", ingest_on_start=False)
+    with pytest.raises(StoreError, match="python -m assistant ingest"):
+        Assistant.from_settings(settings)  # no index: the error names the one command to run
+    index = Index(settings)
+    index.ingest(embedder, progress=False)
+    before = index.manifest()
+    doc = next(knowledge_copy.glob("*.md"))
+    doc.write_text(doc.read_text(encoding="utf-8") + "\n\n## Added later\n\nA new paragraph.\n", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="assistant.assistant"):
+        bot = Assistant.from_settings(settings)
+    assert bot.index_report is None and Index(settings).manifest() == before  # served as it was
+    assert any("stale" in r.getMessage() for r in caplog.records)
+    assert bot.ask("how do I do a bird dog?").citations
