@@ -35,7 +35,7 @@ import httpx
 import psutil
 import psycopg
 import pytest
-from running_app import RunningApp, ask, running_app
+from running_app import RunningApp, ask, concurrently, percentile, running_app
 from servers import chroma_server, postgres_server
 
 from assistant.assistant import Assistant
@@ -184,18 +184,7 @@ class Load:
         return None
 
     def run(self) -> float:
-        threads = [threading.Thread(target=self.session, args=(i,)) for i in range(SESSIONS)]
-        start = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
-        return time.perf_counter() - start
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+        return concurrently(self.session, SESSIONS)
 
 
 @pytest.mark.slow
@@ -242,13 +231,13 @@ def test_two_replicas_share_the_stores_and_keep_no_conversation(tmp_path: Path, 
         contacted = [a.contacted() for a in apps]
 
     peak_mb = [max(p) / 1e6 for p in peaks]
-    p50, p95 = statistics.median(load.latencies) * 1000, _pct(load.latencies, 0.95) * 1000
+    p50, p95 = statistics.median(load.latencies) * 1000, percentile(load.latencies, 0.95) * 1000
     print(f"\nsetup (chroma, postgres, ingest, 2 replicas) {setup_s:.1f} s; load {load_s:.1f} s")
     print(f"one chat message alone: p50 {statistics.median(single) * 1000:.0f} ms")
     print(f"chat over 2 replicas: {len(load.latencies)} messages from {SESSIONS} sessions, "
           f"p50 {p50:.0f} ms, p95 {p95:.0f} ms, {len(load.latencies) / load_s:.1f} messages/s; "
           f"longest session token {load.token_chars / 1000:.1f} kB")
-    r50, r95 = statistics.median(load.rating_latencies) * 1000, _pct(load.rating_latencies, 0.95) * 1000
+    r50, r95 = statistics.median(load.rating_latencies) * 1000, percentile(load.rating_latencies, 0.95) * 1000
     print(f"ratings saved by replica: {load.rated}, changed on the other: {load.changed}; rows {rows}; "
           f"a rating p50 {r50:.0f} ms, p95 {r95:.0f} ms")
     print(f"peak RSS by replica: {', '.join(f'{m:.0f} MB' for m in peak_mb)} (bound {MEMORY_BOUND_MB} MB)")
