@@ -24,6 +24,7 @@ from assistant import render
 from assistant.config import PACKAGE_DIR, Settings
 from assistant.errors import AssistantError, InputError, with_emergency_note
 from assistant.feedback import FeedbackStore
+from assistant.session import SessionCodec
 
 log = logging.getLogger("assistant.app")
 BAD_REQUEST = "Bad request (400)"  # the title of an /ask error that is the client's mistake
@@ -137,15 +138,26 @@ def build_page(
     """The page around one `Assistant` (anything with `ask(message, history) -> Answer`).
 
     `feedback_off` is shown instead of the thumbs' note when feedback could not be switched on.
+    The conversation is not kept here: the browser sends it back with every event as a signed
+    token (`assistant/session.py`), so any replica of the page can answer the next message.
     """
+    codec = SessionCodec.from_settings(settings)
 
-    def chat(message: str, transcript: render.Transcript) -> Iterator[tuple]:
+    def session(token: str | None) -> tuple[render.Transcript, str]:
+        """The conversation in `token`, and a notice when it could not be read (a fresh one then)."""
+        found = codec.load(token)
+        if found is None:
+            return render.Transcript(), render.SESSION_LOST
+        return found, ""
+
+    def chat(message: str, token: str) -> Iterator[tuple]:
         if not message or not message.strip():
             yield (gr.skip(),) * 5
             return
+        transcript, lost = session(token)
         pending = [*transcript.messages(), {"role": "user", "content": render.escape_user_text(message)}]
-        yield "", pending, gr.skip(), transcript, render.notice("")
-        now = time.monotonic()
+        yield "", pending, gr.skip(), gr.skip(), render.notice(lost)
+        now = time.time()  # wall clock: the next message may reach another replica
         transcript.recent = [t for t in transcript.recent if now - t < 60]
         limit = settings.requests_per_minute
         try:
@@ -156,23 +168,24 @@ def build_page(
                 answer = bot.ask(message, transcript.history())
         except InputError as exc:  # too long, binary...: say so, give the text back to edit
             notice = render.notice(with_emergency_note(str(exc)))
-            yield message, transcript.messages(), gr.skip(), transcript, notice
+            yield message, transcript.messages(), gr.skip(), codec.dump(transcript), notice
             return
         except Exception:
             log.exception("answering a message of %d characters failed", len(message))
             answer = None
         key = transcript.add(message, answer)
-        sources = transcript.sources_html()
+        sources, token = transcript.sources_html(), codec.dump(transcript)
         for i, messages in enumerate(transcript.stream(key)):
             if i:
                 time.sleep(STREAM_DELAY)
-            yield gr.skip(), messages, sources, transcript, gr.skip()
+            yield gr.skip(), messages, sources, token, gr.skip()
 
-    def rate(transcript: render.Transcript, data: gr.LikeData) -> tuple:
+    def rate(token: str, data: gr.LikeData) -> tuple:
         index = data.index if isinstance(data.index, int) else data.index[0]
+        transcript, lost = session(token)
         found = transcript.feedback_record(index)
         if store is None or found is None:
-            return transcript, gr.update(visible=False), gr.skip()
+            return gr.skip(), gr.update(visible=False), render.notice(lost) if lost else gr.skip()
         key, record = found
         row = transcript.feedback_ids.get(key)
         try:
@@ -180,18 +193,19 @@ def build_page(
                 row = store.rate(record, "up" if data.liked else "down", row)
                 transcript.feedback_ids[key] = transcript.last_feedback = row
                 thanks = "Thanks, your rating was saved. You can add a comment below."
-                return transcript, gr.update(visible=True), render.notice(thanks)
+                return codec.dump(transcript), gr.update(visible=True), render.notice(thanks)
             if row is not None:  # the same thumb clicked again: rating withdrawn
                 store.withdraw(row)
                 del transcript.feedback_ids[key]
             transcript.last_feedback = None
-            return transcript, gr.update(visible=False), render.notice("Rating removed.")
+            return codec.dump(transcript), gr.update(visible=False), render.notice("Rating removed.")
         except AssistantError:
             log.exception("saving feedback failed")
             sorry = render.notice("Sorry, the rating could not be saved.")
-            return transcript, gr.update(visible=False), sorry
+            return gr.skip(), gr.update(visible=False), sorry
 
-    def comment(text: str, transcript: render.Transcript) -> tuple:
+    def comment(text: str, token: str) -> tuple:
+        transcript, _ = session(token)
         if store is None or transcript.last_feedback is None or not text.strip():
             return "", gr.update(visible=False), render.notice("")
         try:
@@ -208,7 +222,7 @@ def build_page(
 
     def restart() -> tuple:
         fresh = render.Transcript()
-        return [], fresh.sources_html(), fresh, render.notice(""), gr.update(visible=False)
+        return [], fresh.sources_html(), "", render.notice(""), gr.update(visible=False)
 
     def ask(message: str, history: list[dict[str, str]] | None = None) -> dict[str, Any]:
         """Answer one message, given the conversation so far; returns the `ask --json` contract."""
@@ -225,7 +239,8 @@ def build_page(
 
     # delete_cache: Gradio's temp files (none are expected: uploads are refused) go within a day
     with gr.Blocks(title=render.TITLE, analytics_enabled=False, delete_cache=(3600, 86400)) as page:
-        transcript = gr.State(render.Transcript())
+        # the conversation, held by the browser and sent back with every event (signed token)
+        transcript = gr.Textbox("", visible=False, elem_id="session")
         gr.HTML(render.header(), elem_id="page-header")
         with gr.Row(equal_height=False, elem_id="main-row"):
             with gr.Column(scale=3, min_width=340):

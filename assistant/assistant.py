@@ -150,7 +150,11 @@ class Assistant:
         settings = settings or Settings.load()
         embedder = Embedder.from_settings(settings)
         index = Index(settings)
-        report = index.ensure(embedder, progress=progress)
+        report: IngestReport | None = None
+        if settings.ingest_on_start:
+            report = index.ensure(embedder, progress=progress)
+        elif index.status(embedder.model_id) == "stale":  # a replica serves what is there
+            log.warning("the index is stale; serving it as it is (`python -m assistant ingest` updates it)")
         retriever = HybridRetriever.build(index.open(), embedder, settings, index.keywords())
         composer = Composer(embedder, max_words=settings.answer_max_words)
         triager = Triager.from_settings(settings, embedder)

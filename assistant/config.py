@@ -49,6 +49,12 @@ class Settings(BaseSettings):
         description="Token sent to the Chroma server as 'Authorization: Bearer <token>' (Chroma's "
         "token auth); unset: no auth header.",
     )
+    ingest_on_start: bool = Field(
+        default=True,
+        description="Build or update a missing or stale index when the page, `ask` or `chat` starts. "
+        "Off (replicas sharing a Chroma server): they serve the index as it is, and one "
+        "`ingest` run updates it, so replicas never ingest at once.",
+    )
     model_path: Path | None = Field(
         default=None,
         description="Folder of a sentence-transformers model; default: the all-MiniLM-L6-v2 "
@@ -188,6 +194,12 @@ class Settings(BaseSettings):
     )
     concurrency_limit: int = Field(
         default=4, gt=0, description="Chat requests the page answers at once (Gradio queue)."
+    )
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="Key that signs the conversation the chat page's browser sends back with each "
+        "message (so no replica keeps it); set the same value on every replica behind a load "
+        "balancer. Unset: a random key per process, so only that process continues a conversation.",
     )
     data_dir: Path = Field(
         default=PROJECT_ROOT / ".data",

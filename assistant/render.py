@@ -34,6 +34,10 @@ ERROR_REPLY = with_emergency_note(
     "Sorry, something went wrong on our side while answering that. Your conversation is "
     "still here: please try again, or rephrase the question."
 )
+SESSION_LOST = (
+    "This server could not read your earlier messages, so this answer considers only this one. "
+    "If you mentioned a warning sign before, please say it again."
+)
 NO_SOURCES = (
     "Sources will appear here. Each [n] in an answer points to the passage it quotes, "
     "with the quoted sentences highlighted."
@@ -233,13 +237,16 @@ class Exchange:
 class Transcript:
     """A browser session's conversation, the source of truth for the chat and sources panel.
 
+    It lives in the browser, not the process: `assistant/session.py` signs it into a token the
+    page sends back with every event, so any replica can answer the next message.
+
     Exchange k (1-based) is shown as chat messages 2k-2 (the question) and 2k-1 (the reply).
     """
 
     exchanges: list[Exchange] = field(default_factory=list)
     feedback_ids: dict[int, int] = field(default_factory=dict)  # exchange key -> stored row id
     last_feedback: int | None = None  # row id a comment would be attached to
-    recent: list[float] = field(default_factory=list)  # when recent messages were answered (monotonic)
+    recent: list[float] = field(default_factory=list)  # when recent messages were answered (epoch s)
 
     def history(self) -> list[dict[str, str]]:
         """The conversation for `Assistant.ask`: the person's own words and the answers given."""

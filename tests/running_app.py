@@ -14,8 +14,9 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,23 @@ sys.path.insert(0, os.getcwd())
 import runpy
 runpy.run_path("app.py", run_name="__main__")
 """
+
+
+def concurrently(session: Callable[[int], None], n: int, timeout: float = 120.0) -> float:
+    """Run session(0) .. session(n - 1) in n threads at once; the seconds until all are done."""
+    threads = [threading.Thread(target=session, args=(i,)) for i in range(n)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    return time.perf_counter() - start
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile of `values` (nearest rank), e.g. q=0.95 for p95."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def free_port() -> int:

@@ -79,6 +79,15 @@ def _text(message: dict[str, Any]) -> str:
     return str(content)
 
 
+def _chat(client: Any, message: str, token: str = "") -> tuple:
+    """One message through `/chat`: (box, messages, sources, session token, notice).
+
+    The conversation is the signed token the page returns; the caller (a browser, or this
+    test) sends it back with the next message.
+    """
+    return client.predict(message, token, api_name="/chat")
+
+
 def test_ask_returns_the_json_contract(client) -> None:
     out = client.predict("Why does my back hurt on incline?", None, api_name="/ask")
     assert {"answer", "triage", "citations"} <= set(out)
@@ -116,7 +125,7 @@ def test_ask_triages_an_emergency(client) -> None:
 
 
 def test_chat_endpoint_answers_with_linked_citations_and_sources(client) -> None:
-    _, messages, sources, _ = client.predict("Why does my back hurt on incline?", api_name="/chat")
+    _, messages, sources, _, _ = _chat(client, "Why does my back hurt on incline?")
     assert [m["role"] for m in messages] == ["user", "assistant"]
     reply = _text(messages[1])
     assert 'class="cite" href="#src-1-1"' in reply
@@ -124,7 +133,7 @@ def test_chat_endpoint_answers_with_linked_citations_and_sources(client) -> None
 
 
 def test_chat_shows_html_as_text(client) -> None:
-    _, messages, sources, _ = client.predict("<img src=x onerror=alert(1)>", api_name="/chat")
+    _, messages, sources, _, _ = _chat(client, "<img src=x onerror=alert(1)>")
     assert _text(messages[-2]) == render.escape_user_text("<img src=x onerror=alert(1)>")
     assert "<img" not in _text(messages[-1]) and "<img" not in sources
 
@@ -133,10 +142,10 @@ def test_chat_turns_a_failure_into_a_friendly_reply_and_keeps_working(
     flaky_client, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level("ERROR", logger="assistant.app"):
-        _, messages, _, _ = flaky_client.predict("boom", api_name="/chat")
+        _, messages, _, _, _ = _chat(flaky_client, "boom")
     assert _text(messages[-1]) == render.ERROR_REPLY
     assert any("failed" in r.getMessage() and r.exc_info for r in caplog.records)
-    _, messages, _, _ = flaky_client.predict("Why does my back hurt on incline?", api_name="/chat")
+    _, messages, _, _, _ = _chat(flaky_client, "Why does my back hurt on incline?")
     assert "[1]" in _text(messages[-1])
 
 
@@ -151,7 +160,7 @@ def test_ask_endpoint_hides_internal_errors(flaky_client) -> None:
 
 def test_too_long_chat_message_is_refused_with_the_limit(client, settings) -> None:
     long = "how should I hold my arms on the treadmill " * (settings.max_message_chars // 30)
-    box, messages, _, notice = client.predict(long, api_name="/chat")
+    box, messages, _, _, notice = _chat(client, long)
     assert box == long  # given back to shorten
     assert f"the limit is {settings.max_message_chars:,}" in notice
     assert all(_text(m) != render.escape_user_text(long) for m in messages)
@@ -161,7 +170,7 @@ def test_pages_keep_separate_conversations(client, settings, tmp_path: Path) -> 
     from gradio_client import Client
 
     other = Client(client.src, verbose=False)
-    _, messages, _, _ = other.predict("tell me about the glute bridge", api_name="/chat")
+    _, messages, _, _, _ = _chat(other, "tell me about the glute bridge")
     assert len(messages) == 2  # a new session starts empty, whatever `client` asked before
 
 
@@ -216,15 +225,16 @@ def test_a_session_over_its_rate_limit_is_refused_with_the_limit_but_still_triag
     strict = settings.model_copy(update={"requests_per_minute": 2})
     for url in _serve(bot, strict, None):
         me, other = Client(url, verbose=False), Client(url, verbose=False)
+        token = ""
         for _ in range(2):
-            _, messages, _, notice = me.predict("how do I do a glute bridge?", api_name="/chat")
+            _, messages, _, token, notice = _chat(me, "how do I do a glute bridge?", token)
             assert "limit" not in notice
-        box, messages, _, notice = me.predict("how do I do a bird dog?", api_name="/chat")
+        box, messages, _, token, notice = _chat(me, "how do I do a bird dog?", token)
         assert "2 messages in the last minute" in notice and box == "how do I do a bird dog?"
         assert len(messages) == 4  # the refused message was not answered
-        _, messages, _, _ = me.predict("I can't feel my groin since this morning", api_name="/chat")
+        _, messages, _, _, _ = _chat(me, "I can't feel my groin since this morning", token)
         assert "Emergency" in _text(messages[-1]) and "2 messages in the last minute" in _text(messages[-1])
-        _, messages, _, notice = other.predict("how do I do a bird dog?", api_name="/chat")
+        _, messages, _, _, notice = _chat(other, "how do I do a bird dog?")
         assert "limit" not in notice and len(messages) == 2  # another session is not limited
 
 

@@ -126,7 +126,7 @@ def test_a_server_that_goes_away_gives_clear_errors_and_answering_recovers(
         assert UNREACHABLE in down.answer and EMERGENCY_NOTE in down.answer
         assert bot.ask(EMERGENCY).triage.level is TriageLevel.EMERGENCY  # triage needs no server
         for url in _serve(bot, settings, None):  # and the page, through its own chat endpoint
-            _, messages, _, _ = GradioClient(url, verbose=False).predict(QUESTION, api_name="/chat")
+            _, messages, _, _, _ = GradioClient(url, verbose=False).predict(QUESTION, "", api_name="/chat")
             reply = _text(messages[-1])
             assert UNREACHABLE in reply and "call your local emergency number now" in reply
 

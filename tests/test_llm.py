@@ -184,7 +184,7 @@ def test_the_page_streams_a_model_answer(bot, server, settings) -> None:
     from tests.test_app import _serve, _text
 
     for url in _serve(_openai(bot, server, "good"), settings, None):
-        job = Client(url, verbose=False).submit(QUESTION, api_name="/chat")
+        job = Client(url, verbose=False).submit(QUESTION, "", api_name="/chat")
         replies = [_text(out[1][-1]) for out in job if len(out[1]) == 2]
         final = _text(job.result()[1][1])
         assert len(replies) > 2, "the reply arrives in steps"
