@@ -88,7 +88,9 @@ def test_a_follow_up_stays_on_the_second_documents_exercise(two_docs_bot) -> Non
 
 
 def test_not_covered_reply_lists_what_both_documents_cover(two_docs_bot) -> None:
-    answer = two_docs_bot.ask("which running shoes should I buy for a marathon?")
+    # in scope (shoes for a sore back) but in neither document; "shoes for a marathon" alone
+    # is off-topic, and triage answers that before coverage is asked
+    answer = two_docs_bot.ask("which running shoes are best for my back?")
     assert not answer.covered
     assert (
         "Why Rowing Can Strain Your Back" in answer.answer
