@@ -38,6 +38,7 @@ from assistant.llm import ModelWriter
 from assistant.rerank import Reranker
 from assistant.retrieval import HybridRetriever
 from assistant.text import as_text, clean_message, limit_note, plain_text
+from assistant.triage.language import warm_up as warm_up_language
 from assistant.types import Answer, Block, ScoredChunk, Triage, TriageLevel, Turn, render_text
 
 if TYPE_CHECKING:
@@ -179,6 +180,7 @@ class Assistant:
         self.examples.rests(self.embedder, self.sentence_of)
         self.retriever.warm_up()
         self.triager.assess(WARM_UP_MESSAGE)
+        warm_up_language()
 
     # -- the pipeline ----------------------------------------------------------
     def ask(

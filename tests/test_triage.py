@@ -338,3 +338,22 @@ def test_a_follow_up_is_not_out_of_scope(triager: Triager, message: str) -> None
 
 def test_an_off_topic_request_is_still_out_of_scope(triager: Triager) -> None:
     assert triager.assess("write me a poem about cats").level is TriageLevel.OUT_OF_SCOPE
+
+
+@pytest.mark.parametrize(
+    ("text", "plain"),
+    [
+        ("why does my back hurt when I walk on an incline?", True),
+        ("my lower back is stiff after the 12-3-30, what should I do", True),
+        ("me duele la espalda cuando camino en la cinta", False),
+        ("j'ai mal au dos après le tapis de course", False),
+        ("mein rücken tut weh nach dem laufband", False),
+        ("my bak hurts wen i walk uphil", False),  # typos: the detector decides
+    ],
+)
+def test_plainly_english_text_skips_the_detector_and_nothing_else_does(text: str, plain: bool) -> None:
+    from assistant.triage.language import detect_language, plainly_english
+
+    assert plainly_english(text) is plain
+    if not plain and "bak" not in text:
+        assert detect_language(text) != "en"
