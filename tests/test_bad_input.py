@@ -147,10 +147,18 @@ def test_a_huge_message_is_read_only_up_to_the_ceiling_and_says_so(bot) -> None:
 
 def test_the_message_limit_is_a_setting_and_named_when_hit(bot) -> None:
     strict = _with(bot, max_message_chars=40)
-    with pytest.raises(InputError, match="the limit is 40"):
+    with pytest.raises(InputError, match="the limit is 40") as refused:
         strict.ask("why does my back hurt when I walk on an incline treadmill?")
+    assert refused.value.triage.level is TriageLevel.SELF_CARE  # the refusal says what triage found
     answer = strict.ask("Since this morning my groin has gone numb and I walk a lot on my treadmill")
     assert answer.triage.level is TriageLevel.EMERGENCY and "limit is 40" in answer.answer
+
+
+@pytest.mark.parametrize("message", ["???", "... !!", "😭😭"])
+def test_a_message_with_no_words_is_out_of_scope_unless_the_conversation_says_more(bot, message) -> None:
+    assert bot.ask(message).triage.level is TriageLevel.OUT_OF_SCOPE
+    said = [{"role": "user", "content": RED_FLAG}]
+    assert bot.ask(message, said).triage.level is TriageLevel.EMERGENCY
 
 
 def test_a_refused_request_is_still_triaged(bot) -> None:

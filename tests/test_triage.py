@@ -351,9 +351,14 @@ def test_an_off_topic_request_is_still_out_of_scope(triager: Triager) -> None:
         ("my bak hurts wen i walk uphil", False),  # typos: the detector decides
     ],
 )
-def test_plainly_english_text_skips_the_detector_and_nothing_else_does(text: str, plain: bool) -> None:
-    from assistant.triage.language import detect_language, plainly_english
+def test_plainly_english_text_skips_the_detector_and_nothing_else_does(
+    text: str, plain: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from assistant.triage import language
 
-    assert plainly_english(text) is plain
-    if not plain and "bak" not in text:
-        assert detect_language(text) != "en"
+    assert language.plainly_english(text) is plain
+    if plain:  # answered without the detector's models
+        monkeypatch.setattr(language, "_detector", lambda: pytest.fail("the detector was consulted"))
+        assert language.detect_language(text) == "en"
+    elif "bak" not in text:
+        assert language.detect_language(text) != "en"
