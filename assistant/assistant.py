@@ -129,8 +129,6 @@ class Assistant:
         self.triager = triager
         self.index_report: IngestReport | None = None
         self._pt_vec: np.ndarray | None = None  # the see-a-PT passage's query, embedded once
-        self._chunk_ids: list[str] | None = None  # every chunk's id and vector, for `sentence_of`
-        self._chunk_matrix = np.zeros((0, 0), dtype=np.float32)
 
     @classmethod
     def from_settings(
@@ -436,13 +434,12 @@ class Assistant:
     def sentence_of(self, vector: np.ndarray) -> np.ndarray:
         """The vector of the sources' sentence closest to `vector`, among the units of its three
         closest chunks (dense only: used for the labelled examples, embedded at start)."""
-        if self._chunk_ids is None:
-            vectors = self.retriever.store.vectors([c.id for c in self.retriever.chunks])
-            self._chunk_matrix = np.asarray(list(vectors.values()), dtype=np.float32)
-            self._chunk_ids = list(vectors)  # last: another thread may read both once it is set
+        ids, matrix = self.retriever.vector_matrix()
+        if not ids:
+            return np.asarray(vector, dtype=np.float32)
         q = np.asarray(vector, dtype=np.float32)
-        order = np.argsort(-(self._chunk_matrix @ q))[:3]
-        chunks = [self.retriever.chunk(self._chunk_ids[int(i)]) for i in order]
+        order = np.argsort(-(matrix @ q))[:3]
+        chunks = [self.retriever.chunk(ids[int(i)]) for i in order]
         _, sentence = self.composer.closest_sentence(chunks, q)
         return sentence if sentence is not None else q
 
@@ -464,7 +461,7 @@ class Assistant:
                     break
         if not ids:
             return None
-        vectors = self.retriever.store.vectors(ids[:1])
+        vectors = self.retriever.vectors(ids[:1])
         if not vectors:
             return None
         return Topic(ids, next(iter(vectors.values())))

@@ -22,9 +22,11 @@ from pydantic import ConfigDict, PrivateAttr
 from assistant.config import Settings
 from assistant.coverage import QueryReader
 from assistant.embeddings import Embedder
-from assistant.errors import ConfigError
+from assistant.errors import ConfigError, StoreError
 from assistant.store import ChromaStore
 from assistant.types import Chunk, ScoredChunk
+
+log = logging.getLogger(__name__)
 
 # bm25s stop-word list: "en" keeps "my", "does", "should", which skew short questions
 STOPWORDS = "en_plus"
@@ -97,6 +99,10 @@ class HybridRetriever(BaseRetriever):
     topic_weight: float = 1.5  # a follow-up's topic outranks its own weak words (one ranking of three)
 
     _chunks: dict[str, Chunk] = PrivateAttr(default_factory=dict)
+    _vectors: dict[str, np.ndarray] = PrivateAttr(default_factory=dict)
+    _matrix: np.ndarray | None = PrivateAttr(default=None)
+    _matrix_ids: list[str] = PrivateAttr(default_factory=list)
+    _store_lost: bool = PrivateAttr(default=False)
     _lexical: LexicalIndex | None = PrivateAttr(default=None)
     _reader: QueryReader | None = PrivateAttr(default=None)
 
@@ -108,7 +114,8 @@ class HybridRetriever(BaseRetriever):
         settings: Settings,
         keywords: Sequence[str] = (),
     ) -> HybridRetriever:
-        """Load every chunk once (for BM25, lookups and spelling) and take the knobs from settings."""
+        """Load every chunk and its vector once (for BM25, lookups, spelling and a store that
+        goes away) and take the knobs from settings."""
         if settings.candidates < settings.top_k:
             raise ConfigError(
                 f"candidates must be >= top_k, got candidates={settings.candidates}, top_k={settings.top_k}"
@@ -122,8 +129,12 @@ class HybridRetriever(BaseRetriever):
             lexical_weight=settings.lexical_weight,
             rrf_k=settings.rrf_k,
         )
-        chunks = store.all_chunks()
+        chunks, vectors = store.all_chunks_and_vectors()
         retriever._chunks = {c.id: c for c in chunks}
+        retriever._vectors = vectors
+        if vectors:
+            retriever._matrix_ids = list(vectors)
+            retriever._matrix = np.stack([vectors[i] for i in retriever._matrix_ids])
         retriever._lexical = LexicalIndex(chunks)
         retriever._reader = QueryReader(chunks, keywords)
         return retriever
@@ -145,6 +156,41 @@ class HybridRetriever(BaseRetriever):
     def chunk(self, chunk_id: str) -> Chunk:
         return self._chunks[chunk_id]
 
+    def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Unit-length vectors of the given chunks, from memory (unknown ids are skipped)."""
+        return {i: self._vectors[i] for i in ids if i in self._vectors}
+
+    def vector_matrix(self) -> tuple[list[str], np.ndarray]:
+        """Every chunk id and its unit vector as the rows of one matrix (empty if no chunks)."""
+        if self._matrix is None:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        return self._matrix_ids, self._matrix  # shared, read-only
+
+    def _dense(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
+        """The store's nearest chunks. If an embedded index's folder can no longer be read
+        (deleted or damaged while running: Chroma opens new SQLite connections as it goes), the
+        same search runs exactly over the vectors loaded at start, and one warning says to
+        rebuild. A Chroma server's outage is not hidden: it stays an error the reply reports."""
+        if not self._store_lost:
+            try:
+                return self.store.query(vector, n)
+            except StoreError as exc:
+                if self.store.server is not None or self._matrix is None:
+                    raise
+                self._store_lost = True
+                log.warning(
+                    "%s; answering from the copy of the index loaded at start. "
+                    "Restore the folder, or rebuild it with: python -m assistant ingest --rebuild",
+                    exc,
+                )
+        if self._matrix is None:
+            return []
+        q = np.asarray(vector, dtype=np.float32)
+        q = q / max(float(np.linalg.norm(q)), 1e-12)
+        sims = self._matrix @ q
+        order = np.argsort(-sims, kind="stable")[:n]
+        return [(self._matrix_ids[int(i)], float(sims[int(i)])) for i in order]
+
     def search(
         self,
         query: str,
@@ -163,7 +209,7 @@ class HybridRetriever(BaseRetriever):
         if k <= 0:
             raise ValueError(f"top_k must be > 0, got {k}")
         vector = query_vector if query_vector is not None else self.embedder.encode_one(query)
-        dense = self.store.query(vector, self.candidates)
+        dense = self._dense(vector, self.candidates)
         similarity = dict(dense)
         lexical = self._lexical.search(query, self.candidates) if self._lexical else []
         bm25 = dict(lexical)
@@ -176,7 +222,9 @@ class HybridRetriever(BaseRetriever):
         top = [i for i, _ in fused[:k] if i in self._chunks]
         missing = [i for i in top if i not in similarity]
         if missing:  # a topic or BM25-only chunk: its cosine is evidence all the same
-            similarity.update(self.store.similarities(missing, vector))
+            q = np.asarray(vector, dtype=np.float32)
+            q = q / max(float(np.linalg.norm(q)), 1e-12)
+            similarity.update({i: float(v @ q) for i, v in self.vectors(missing).items()})
         results: list[ScoredChunk] = []
         for chunk_id, score in fused:
             if chunk_id not in self._chunks:

@@ -256,8 +256,14 @@ class ChromaStore:
 
     def all_chunks(self) -> list[Chunk]:
         """Every chunk in document order (for BM25 and the composer)."""
+        return self.all_chunks_and_vectors(vectors=False)[0]
+
+    def all_chunks_and_vectors(self, vectors: bool = True) -> tuple[list[Chunk], dict[str, np.ndarray]]:
+        """Every chunk in document order, and (if asked) each chunk's unit-length vector, in one
+        read: the retriever keeps both in memory, so lookups never go back to the store."""
+        include = ["documents", "metadatas", *(["embeddings"] if vectors else [])]
         try:
-            got = self._col.get(include=["documents", "metadatas"])
+            got = self._col.get(include=include)  # type: ignore[arg-type]
         except Exception as exc:
             if self.server is not None:
                 raise self.server.error("Reading the index from", exc) from exc
@@ -269,7 +275,13 @@ class ChromaStore:
             _to_chunk(i, d or "", m or {})
             for i, d, m in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True)
         ]
-        return sorted(chunks, key=lambda c: (c.source, c.position))
+        found: dict[str, np.ndarray] = {}
+        embeddings = got.get("embeddings") if vectors else None
+        if embeddings is not None and len(embeddings):
+            m = np.asarray(embeddings, dtype=np.float32)
+            m /= np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
+            found = dict(zip(got["ids"], m, strict=True))
+        return sorted(chunks, key=lambda c: (c.source, c.position)), found
 
     def query(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) of the k nearest chunks, best first."""
@@ -287,27 +299,6 @@ class ChromaStore:
         ids = res["ids"][0]
         dists = (res["distances"] or [[]])[0]
         return [(i, 1.0 - float(d)) for i, d in zip(ids, dists, strict=True)]
-
-    def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
-        """Unit-length stored vectors of the given chunks (unknown ids are skipped)."""
-        if not ids:
-            return {}
-        try:
-            got = self._col.get(ids=list(ids), include=["embeddings"])
-        except Exception as exc:
-            raise self._failed("Reading vectors from", exc) from exc
-        vectors = got.get("embeddings")
-        if vectors is None or len(vectors) == 0:
-            return {}
-        m = np.asarray(vectors, dtype=np.float32)
-        m /= np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
-        return dict(zip(got["ids"], m, strict=True))
-
-    def similarities(self, ids: Sequence[str], vector: np.ndarray) -> list[tuple[str, float]]:
-        """(chunk id, cosine similarity to `vector`) for the given chunks (unknown ids are skipped)."""
-        q = np.asarray(vector, dtype=np.float32)
-        q = q / max(float(np.linalg.norm(q)), 1e-12)
-        return [(i, float(v @ q)) for i, v in self.vectors(ids).items()]
 
     def close(self) -> None:
         """Release the folder (needed before the index generation is swapped or deleted); a

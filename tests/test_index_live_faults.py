@@ -1,6 +1,7 @@
 """Index faults on a real Chroma folder: deleted while the page runs, and read-only.
 
-Deleted: the running page keeps answering from the index it opened (Chroma holds it open).
+Deleted: the running page keeps answering from the chunks and vectors it loaded at start
+(Chroma opens new SQLite connections as it goes, so its own reads of the folder fail).
 Read-only (a read-only bind mount in a private mount namespace, since root ignores file modes;
 or file modes when not root): Chroma must write to open an index, so the assistant stops with
 one line naming the folder and the fix, and no traceback.
@@ -30,7 +31,11 @@ def test_the_page_keeps_answering_after_its_index_folder_is_deleted(bot, setting
         assert ask(c, server.url, "how do I do a bird dog?")["citations"]
         shutil.rmtree(index)
         assert not index.exists()
-        for question in ("how do I do a bird dog?", "Why does my back hurt on incline?", "tell me about the glute bridge"):
+        questions = (
+            "how do I do a bird dog?", "Why does my back hurt on incline?", "tell me about the glute bridge",
+            "how do I do a scapular push up?", "should I hold the rails?", "how far should I lean forward?",
+        )
+        for question in questions:
             out = ask(c, server.url, question)
             assert out["citations"] and "[1]" in out["answer"], out
         assert ask(c, server.url, "I can't feel my groin and I wet myself")["triage"]["level"] == "emergency"

@@ -111,3 +111,31 @@ def test_weighted_reciprocal_rank_fusion() -> None:
     assert [i for i, _ in fused] == ["b", "c", "a"]  # b: 1/62+1/61 > c: 1/63+1/62 > a: 1/61
     only_dense = reciprocal_rank_fusion([["a", "b"], ["b", "a"]], [1.0, 0.0], k=60)
     assert [i for i, _ in only_dense] == ["a", "b"]
+
+
+def test_a_lost_embedded_index_is_searched_from_the_copy_loaded_at_start(
+    bot, settings, embedder, tmp_path, caplog
+) -> None:
+    """Chroma opens new SQLite connections as it goes, so a deleted or damaged index folder
+    fails some searches at random; the retriever then searches the vectors it loaded at start,
+    gets the same ranking, and says once how to rebuild."""
+    import logging
+    import shutil
+
+    from assistant.config import Settings
+    from assistant.index import Index
+
+    assert bot.retriever.chunks  # the session's index is built
+    shutil.copytree(settings.index_dir, tmp_path / "index")
+    own = Settings.load(knowledge_dir=settings.knowledge_dir, index_dir=tmp_path / "index", data_dir=tmp_path)
+    index = Index(own)
+    retriever = HybridRetriever.build(index.open(), embedder, own, index.keywords())
+    question = "how many reps of bird dog"
+    before = [(h.chunk.id, round(h.similarity, 4)) for h in retriever.search(question)]
+    retriever.store.close()  # every later read of the folder fails, as after a delete
+    with caplog.at_level(logging.WARNING, logger="assistant.retrieval"):
+        after = [(h.chunk.id, round(h.similarity, 4)) for h in retriever.search(question)]
+        again = [(h.chunk.id, round(h.similarity, 4)) for h in retriever.search(question)]
+    assert after == before == again
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "ingest --rebuild" in warnings[0], warnings
