@@ -122,6 +122,8 @@ class Assistant:
         self.examples = Examples.load()
         sources = sorted(f"{c.id}\x1f{c.section}\x1f{c.text}" for c in retriever.chunks)
         self.examples.cache_at(settings.cache_dir / "coverage", str(embedder.model_path), *sources)
+        ids, matrix = retriever.vector_matrix()
+        self.examples.know(matrix, [retriever.chunk(i).source for i in ids])
         self._overview = overview(retriever.chunks)
         self.embedder = embedder
         self.retriever = retriever
@@ -298,15 +300,13 @@ class Assistant:
             composed, backend, fallback = self.writer.rewrite(got.read.text, got.hits, composed)
             timings["llm"] = _ms(t_llm)
         if not covered or composed is None:
-            nearest = (
-                topic_name(got.hits[0].chunk)
-                if got.hits and got.hits[0].similarity >= self.settings.min_similarity
-                else None
-            )
+            near = got.hits[0] if got.hits and got.hits[0].similarity >= self.settings.min_similarity else None
+            nearest = topic_name(near.chunk) if near else None
             notice, missing = not_covered(got.read, self._overview, nearest)
+            closest = self.composer.closest_passage(near, got.vector) if near else None
             composed = Composed(
-                [],
-                [],
+                closest.blocks if closest else [],
+                closest.citations if closest else [],
                 covered=False,
                 intent=detect_intent(analysed),
                 notice=notice,

@@ -167,7 +167,8 @@ def not_covered(
     """The honest reply when the retrieved passages do not answer the question, and the words named.
 
     It says what the sources cover, names a condition's right helper when the question
-    names one, and offers the nearest covered topic. Only rare words are ever named
+    names one, and offers the nearest covered topic (whose closest sentence the reply quotes,
+    `Composer.closest_passage`). Only rare words are ever named
     (`ReadQuery.missing`), never filler.
     """
     missing = read.missing() if read else []
@@ -189,7 +190,7 @@ def not_covered(
     if overview:
         lines.append("They cover: " + "; ".join(overview) + ".")
     if nearest:
-        lines.append(f"The nearest topic they do cover is “{nearest}”: ask about it if that helps.")
+        lines.append(f"The nearest topic they do cover is “{nearest}”, quoted below: ask about it if that helps.")
     return " ".join(lines), missing
 
 
@@ -441,6 +442,19 @@ class Composer:
         return Block(
             lead or self.style.leads.get(intent, self.style.leads[Intent.GENERAL]), tuple(statements)
         )
+
+    def closest_passage(self, hit: ScoredChunk, query_vector: np.ndarray) -> Composed:
+        """For a "not covered" reply: the one sentence of the nearest passage closest to the
+        question, cited and labelled as the closest the sources come, not as an answer, so the
+        person can judge for themselves (and check it) rather than get nothing."""
+        units, vectors = self._units(hit.chunk)
+        if not units:
+            return Composed([], [], covered=False, intent=Intent.GENERAL)
+        unit = units[int(np.argmax(vectors @ np.asarray(query_vector, dtype=np.float32)))]
+        cites = Citations()
+        statement = Statement(unit, cites.n(hit.chunk), self._attribute(unit, hit.chunk))
+        lead = "The closest the sources come (it may not answer your question):"
+        return Composed([Block(lead, (statement,))], cites.citations(), covered=False, intent=Intent.GENERAL)
 
     def _exercise(self, chunk: Chunk, cites: Citations, *, reps_only: bool) -> Block:
         """An exercise whole and in order (setup, steps, repetitions), or just its repetitions."""

@@ -475,9 +475,14 @@ class Examples:
     """Labelled dev questions (covered or not), embedded once: how alike a new question is to each
     kind, as a whole and in its rest (`rest`)."""
 
-    def __init__(self, covered: Sequence[str], uncovered: Sequence[str]) -> None:
+    def __init__(
+        self, covered: Sequence[str], uncovered: Sequence[str], sources: Sequence[str] = ()
+    ) -> None:
         self.covered, self.uncovered = list(covered), list(uncovered)
+        # the knowledge sources the labels were made against (empty: not recorded)
+        self.sources = frozenset(sources)
         self._vectors: tuple[Any, Any] | None = None
+        self._knowledge: tuple[Any, Any] | None = None  # see `answerable_by_new_sources`
         self._rests: tuple[Any, Any] | None = None
         # where vectors and rests are kept between runs (`cache_at`); None: computed every run
         self.cache_file: Path | None = None
@@ -487,7 +492,7 @@ class Examples:
         (what else they depend on: the model, the sources' text)."""
         import hashlib
 
-        text = "\x1f".join([*self.covered, "\x1e", *self.uncovered, "\x1e", *parts])
+        text = "\x1f".join([*self.covered, "\x1e", *self.uncovered, "\x1e", *sorted(self.sources), "\x1e", *parts])
         digest = hashlib.sha256(text.encode())
         self.cache_file = folder / f"examples-{digest.hexdigest()[:20]}.npz"
 
@@ -530,7 +535,31 @@ class Examples:
             return cls([], [])
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"cannot read the coverage examples {path}: {exc}") from exc
-        return cls([str(q) for q in data.get("covered") or []], [str(q) for q in data.get("uncovered") or []])
+        return cls(
+            [str(q) for q in data.get("covered") or []],
+            [str(q) for q in data.get("uncovered") or []],
+            [str(s) for s in data.get("sources") or []],
+        )
+
+    def know(self, chunk_matrix: Any, chunk_sources: Sequence[str]) -> None:
+        """Tell the examples which knowledge base they are used with (every chunk's unit vector,
+        and its source). An "uncovered" label is true of the sources it was made against: an
+        uncovered example whose closest chunk now comes from a source added since ("how do I do
+        a dead bug?" once a document on it is dropped in) stops counting as uncovered."""
+        import numpy as np
+
+        new = np.array([s not in self.sources for s in chunk_sources], dtype=bool)
+        self._knowledge = (chunk_matrix, new) if self.sources and new.any() else None
+        self._vectors = self._rests = None
+
+    def _still_uncovered(self, unc: Any) -> Any:
+        """Which uncovered examples are still unanswered by the sources (see `know`)."""
+        import numpy as np
+
+        if self._knowledge is None or not len(unc):
+            return np.ones(len(unc), dtype=bool)
+        matrix, new = self._knowledge
+        return ~new[np.argmax(unc @ matrix.T, axis=1)]
 
     def vectors(self, embedder: Any) -> tuple[Any, Any]:
         import numpy as np
@@ -540,7 +569,8 @@ class Examples:
             empty = np.zeros((0, 0), dtype=np.float32)
             cov = embedder.encode(self.covered) if self.covered else empty
             unc = embedder.encode(self.uncovered) if self.uncovered else empty
-            self._vectors = (np.asarray(cov, dtype=np.float32), np.asarray(unc, dtype=np.float32))
+            unc = np.asarray(unc, dtype=np.float32)
+            self._vectors = (np.asarray(cov, dtype=np.float32), unc[self._still_uncovered(unc)])
         return self._vectors
 
     def rests(self, embedder: Any, sentence_of: Callable[[Any], Any]) -> tuple[Any, Any]:

@@ -139,10 +139,14 @@ def evidence_matrix(bot: Any, cases: Sequence[Labelled], examples: Sequence[Labe
 
 
 def fit(
-    x: np.ndarray, y: np.ndarray, info: dict[str, Any] | None = None, min_answered: float = 0.97
+    x: np.ndarray, y: np.ndarray, info: dict[str, Any] | None = None, min_answered: float = 0.95
 ) -> CoverageModel:
     """Logistic regression on standardised features; the threshold maximises balanced accuracy
     among those answering at least `min_answered` of the covered dev questions.
+
+    0.95 because the issue's goals ask both at once: covered questions in unfamiliar words
+    answered (at least 0.90) and in-domain uncovered ones declined (at least 0.85). On the dev
+    split 0.95 meets both (0.947 and 0.866); 0.97 answered more (0.977) but declined 0.67.
 
     `class_weight="balanced"` because covered questions outnumber uncovered ones; C=1
     (scikit-learn's default) keeps the five weights modest on a few hundred questions.
@@ -435,9 +439,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         MODEL_FILE.write_text(header + yaml.safe_dump(model.to_dict(), sort_keys=False), encoding="utf-8")
         EXAMPLES_FILE.write_text(
             "# Written by `python -m assistant.coverage_tuning fit`: the dev-split questions the\n"
-            "# coverage model compares new questions with (its like_covered / like_uncovered features).\n"
+            "# coverage model compares new questions with (its like_covered / like_uncovered features),\n"
+            "# and the knowledge sources they were labelled against.\n"
             + yaml.safe_dump(
                 {
+                    "sources": sorted({c.source for c in bot.retriever.chunks}),
                     "covered": sorted({c.question for c in dev if c.covered}),
                     "uncovered": sorted({c.question for c in dev if not c.covered}),
                 },

@@ -98,10 +98,11 @@ def test_expert_advice_is_attributed(bot) -> None:
             assert "Lauren Shroyer, MS" in c.experts
 
 
-def test_uncovered_question_says_so_without_citations(bot) -> None:
+def test_uncovered_question_says_so_and_quotes_only_the_closest_sentence(bot) -> None:
     answer = bot.ask("is an inversion table good for my back?")
     assert not answer.covered
-    assert answer.citations == [] and not CITATION.search(answer.answer)
+    assert len(answer.citations) <= 1 and set(CITATION.findall(answer.answer)) <= {"1"}
+    assert all(b.lead.startswith("The closest the sources come") and len(b.statements) == 1 for b in answer.blocks)
     assert "“inversion”" in answer.answer and "inversion" in answer.missing
     assert "They cover:" in answer.answer and "When to See a Physical Therapist" in answer.answer
 
