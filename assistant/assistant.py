@@ -300,7 +300,8 @@ class Assistant:
             composed, backend, fallback = self.writer.rewrite(got.read.text, got.hits, composed)
             timings["llm"] = _ms(t_llm)
         if not covered or composed is None:
-            near = got.hits[0] if got.hits and got.hits[0].similarity >= self.settings.min_similarity else None
+            top = got.hits[0] if got.hits else None
+            near = top if top is not None and top.similarity >= self.settings.min_similarity else None
             nearest = topic_name(near.chunk) if near else None
             notice, missing = not_covered(got.read, self._overview, nearest)
             closest = self.composer.closest_passage(near, got.vector) if near else None

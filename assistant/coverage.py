@@ -492,7 +492,8 @@ class Examples:
         (what else they depend on: the model, the sources' text)."""
         import hashlib
 
-        text = "\x1f".join([*self.covered, "\x1e", *self.uncovered, "\x1e", *sorted(self.sources), "\x1e", *parts])
+        labels = [*self.covered, "\x1e", *self.uncovered, "\x1e", *sorted(self.sources)]
+        text = "\x1f".join([*labels, "\x1e", *parts])
         digest = hashlib.sha256(text.encode())
         self.cache_file = folder / f"examples-{digest.hexdigest()[:20]}.npz"
 
