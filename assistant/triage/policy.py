@@ -80,6 +80,11 @@ class CostPolicy(_Model):
     false_alarm_budget: float = Field(
         ge=0, le=1, description="Largest share of dev negatives the chosen thresholds may escalate."
     )
+    min_recall: dict[TriageLevel, float] = Field(
+        default_factory=dict,
+        description="Recall floor on dev per level (that level or higher): thresholds that miss it "
+        "are passed over while any other meets it, whatever they save in false alarms.",
+    )
 
 
 class ModelPolicy(_Model):

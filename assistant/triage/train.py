@@ -162,18 +162,28 @@ def tune_thresholds(
 ) -> Thresholds:
     """Coordinate descent over each level's threshold (then scope's), lowest cost on dev.
 
-    Thresholds whose false alarms on dev negatives exceed the policy's budget are passed
-    over while any other is within it; among equal costs the middle of the plateau wins.
+    Thresholds that miss the policy's recall floors (`costs.min_recall`) are passed over while
+    any other meets them; then those whose false alarms on dev negatives exceed the budget;
+    among equal costs the middle of the plateau wins.
     """
     t = Thresholds()
     negatives = [i for i, e in enumerate(examples) if e.level.severity == 0]
+    floors = {
+        level: (floor, [i for i, e in enumerate(examples) if e.level is level])
+        for level, floor in policy.costs.min_recall.items()
+    }
 
-    def score(candidate: Thresholds) -> tuple[float, float]:
+    def score(candidate: Thresholds) -> tuple[float, float, float]:
         got = [decide(a, policy, candidate) for a in analyses]
         total = sum(cost(e.level, g, policy) for e, g in zip(examples, got, strict=True))
         alarms = sum(got[i].level.severity > 0 for i in negatives) / max(1, len(negatives))
         over = max(0.0, alarms - policy.costs.false_alarm_budget)
-        return (over, total)
+        short = sum(
+            max(0.0, floor - sum(got[i].level.severity >= level.severity for i in rows) / len(rows))
+            for level, (floor, rows) in floors.items()
+            if rows
+        )
+        return (short, over, total)
 
     knobs: list[TriageLevel | str] = [*ESCALATING, "out_of_scope"]
     for _ in range(2):
