@@ -362,3 +362,35 @@ def test_plainly_english_text_skips_the_detector_and_nothing_else_does(
         assert language.detect_language(text) == "en"
     elif "bak" not in text:
         assert language.detect_language(text) != "en"
+
+
+def test_answering_never_imports_scikit_learn() -> None:
+    """The served model is compiled to arrays (`triage/compiled.py`); scikit-learn costs ~115 MB
+    and ~0.8 s to import, so a one-shot `ask` must not pay for it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from assistant.assistant import Assistant; b = Assistant.from_settings(); "
+        "a = b.ask('I can\\'t feel my groin, and how do I do a bird dog?'); "
+        "print(a.triage.level, 'sklearn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == ["emergency", "False"], out.stdout
+
+
+def test_a_compiled_part_that_drifts_from_scikit_learn_stops_training() -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from assistant.triage.compiled import compile_vectorizer, verify
+
+    texts = ["my back hurts on the incline", "no numbness at all", "I can't feel my groin"] * 2
+    fitted = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, preprocessor=str.lower)
+    fitted.fit(texts)
+    compiled = compile_vectorizer(fitted)
+    verify(fitted, compiled, texts, "character n-grams")  # the same features: no error
+    compiled.idf = compiled.idf.copy()
+    compiled.idf[0] *= 2  # one n-gram weighs differently
+    with pytest.raises(RuntimeError, match="differs from scikit-learn"):
+        verify(fitted, compiled, texts, "character n-grams")

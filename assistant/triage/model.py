@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import tempfile
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from assistant.types import TriageLevel
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: vectorisers and classifiers stored compiled (`compiled.py`)
 
 
 class ContextMarker:
@@ -71,10 +72,8 @@ class ContextMarker:
     def without_negated(self, text: str) -> str:
         """The text with the words a negation governs left out (the character n-grams' view:
         "no lumps on my back" should not look like a lump)."""
-        from sklearn.feature_extraction.text import strip_accents_unicode
-
         cue, stop, _ = self._patterns()
-        folded = strip_accents_unicode(text.lower().replace("'", "").replace("\u2019", ""))
+        folded = strip_accents(text.lower().replace("'", "").replace("\u2019", ""))
         out: list[str] = []
         left = 0
         for token in _TOKEN.findall(folded):
@@ -89,10 +88,8 @@ class ContextMarker:
         return " ".join(out)
 
     def __call__(self, text: str) -> str:
-        from sklearn.feature_extraction.text import strip_accents_unicode
-
         cue, stop, contexts = self._patterns()
-        folded = strip_accents_unicode(text.lower().replace("'", "").replace("\u2019", ""))
+        folded = strip_accents(text.lower().replace("'", "").replace("\u2019", ""))
         out: list[str] = []
         clause: list[str] = []
 
@@ -125,6 +122,14 @@ class ContextMarker:
 
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def strip_accents(text: str) -> str:
+    """"pérdida" -> "perdida": NFKD, combining marks dropped (as scikit-learn's
+    `strip_accents_unicode`, without importing scikit-learn at answer time)."""
+    if text.isascii():
+        return text
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 
 @dataclass
@@ -278,7 +283,26 @@ class TriageModel:
                 format="csr",
             )
             model.subject = LogisticRegression(C=4.0, max_iter=2000).fit(xs, subjects)
+        model._compile(data.texts, vectors)
         return model
+
+    def _compile(self, texts: list[str], vectors: np.ndarray) -> None:
+        """Swap the scikit-learn parts for their arrays (`compiled.py`), checked on the training
+        texts, so a loaded model scores without importing scikit-learn."""
+        from assistant.triage.compiled import compile_classifier, compile_vectorizer, verify
+
+        char, word = compile_vectorizer(self.char), compile_vectorizer(self.word)
+        verify(self.char, char, texts, "character n-grams")
+        verify(self.word, word, texts, "word n-grams")
+        x = self.features(texts, vectors)
+        both = sparse.hstack([self.char.transform(texts), self.word.transform(texts)], format="csr")  # type: ignore[attr-defined]
+        for name, inputs in (("classifier", x), ("scope", x), ("gate", x), ("subject", both)):
+            fitted = getattr(self, name)
+            if fitted is not None:
+                compiled = compile_classifier(fitted)
+                verify(fitted, compiled, inputs, name)
+                setattr(self, name, compiled)
+        self.char, self.word = char, word
 
     # -- persistence -------------------------------------------------------------------
 
