@@ -99,9 +99,9 @@ class HybridRetriever(BaseRetriever):
     topic_weight: float = 1.5  # a follow-up's topic outranks its own weak words (one ranking of three)
 
     _chunks: dict[str, Chunk] = PrivateAttr(default_factory=dict)
-    _vectors: dict[str, np.ndarray] = PrivateAttr(default_factory=dict)
-    _matrix: np.ndarray | None = PrivateAttr(default=None)
+    _matrix: np.ndarray | None = PrivateAttr(default=None)  # every chunk's unit vector, one row each
     _matrix_ids: list[str] = PrivateAttr(default_factory=list)
+    _row: dict[str, int] = PrivateAttr(default_factory=dict)
     _store_lost: bool = PrivateAttr(default=False)
     _lexical: LexicalIndex | None = PrivateAttr(default=None)
     _reader: QueryReader | None = PrivateAttr(default=None)
@@ -131,10 +131,10 @@ class HybridRetriever(BaseRetriever):
         )
         chunks, vectors = store.all_chunks_and_vectors()
         retriever._chunks = {c.id: c for c in chunks}
-        retriever._vectors = vectors
         if vectors:
             retriever._matrix_ids = list(vectors)
-            retriever._matrix = np.stack([vectors[i] for i in retriever._matrix_ids])
+            retriever._row = {i: n for n, i in enumerate(retriever._matrix_ids)}
+            retriever._matrix = np.stack(list(vectors.values()))
         retriever._lexical = LexicalIndex(chunks)
         retriever._reader = QueryReader(chunks, keywords)
         return retriever
@@ -158,7 +158,9 @@ class HybridRetriever(BaseRetriever):
 
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Unit-length vectors of the given chunks, from memory (unknown ids are skipped)."""
-        return {i: self._vectors[i] for i in ids if i in self._vectors}
+        if self._matrix is None:
+            return {}
+        return {i: self._matrix[self._row[i]] for i in ids if i in self._row}
 
     def vector_matrix(self) -> tuple[list[str], np.ndarray]:
         """Every chunk id and its unit vector as the rows of one matrix (empty if no chunks)."""

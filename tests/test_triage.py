@@ -116,11 +116,18 @@ def test_held_out_test_split_recall_and_false_alarms(test_split: dict) -> None:
 def test_the_thresholds_served_are_the_ones_dev_chooses(
     triager: Triager, corpus: list[Example], embedder: Embedder
 ) -> None:
-    """Runtime and tuning share `decide`: re-tuning on dev gives the served thresholds back."""
+    """Runtime and tuning share `decide`: re-tuning on dev gives the served thresholds back, and
+    they meet the policy's recall floors on dev (`costs.min_recall`)."""
     assert triager.model is not None
     dev = [e for e in corpus if e.split == "dev"]
-    again = tune_thresholds(analyse_all(triager.model, dev, triager.policy, embedder), dev, triager.policy)
+    analyses = analyse_all(triager.model, dev, triager.policy, embedder)
+    again = tune_thresholds(analyses, dev, triager.policy)
     assert again == triager.thresholds
+    got = [decide(a, triager.policy, triager.thresholds) for a in analyses]
+    for level, floor in triager.policy.costs.min_recall.items():
+        rows = [g for e, g in zip(dev, got, strict=True) if e.level is level]
+        recall = sum(g.level.severity >= level.severity for g in rows) / len(rows)
+        assert recall >= floor, (level, recall, floor)
 
 
 def test_the_policy_example_phrasings_escalate(triager: Triager) -> None:
@@ -226,6 +233,9 @@ def test_patterns_work_without_a_model(policy: TriagePolicy) -> None:
     plain = Triager(policy)
     assert plain.assess("I've wet myself twice today").level == E
     assert plain.assess("no numbness, just stiff").level == S
+    # a leg giving way, not an exercise instruction that moves a leg out
+    assert plain.assess("my legs keep going out from under me on the incline").level == E
+    assert plain.assess("bird dog: arm and leg go out together, or one after the other?").level == S
 
 
 def test_a_failing_model_leaves_the_backstop_standing(triager: Triager, monkeypatch) -> None:

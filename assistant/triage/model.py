@@ -294,8 +294,9 @@ class TriageModel:
         char, word = compile_vectorizer(self.char), compile_vectorizer(self.word)
         verify(self.char, char, texts, "character n-grams")
         verify(self.word, word, texts, "word n-grams")
-        x = self.features(texts, vectors)
-        both = sparse.hstack([self.char.transform(texts), self.word.transform(texts)], format="csr")  # type: ignore[attr-defined]
+        dense, char_x, word_x = self._parts(texts, vectors)
+        x = sparse.hstack([dense, char_x, word_x], format="csr")
+        both = sparse.hstack([char_x, word_x], format="csr")
         for name, inputs in (("classifier", x), ("scope", x), ("gate", x), ("subject", both)):
             fitted = getattr(self, name)
             if fitted is not None:
