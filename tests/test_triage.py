@@ -249,6 +249,27 @@ def test_a_failing_model_leaves_the_backstop_standing(triager: Triager, monkeypa
     assert triager.assess("how do I do a glute bridge?").level == S
 
 
+def test_the_model_overrules_a_pattern_only_when_near_certain(triager: Triager, monkeypatch) -> None:
+    """`pattern_veto`: a pattern's words in another sense ("motivation fell hard") are dropped
+    only when the model gives their clause almost no chance of the sign; with no veto, or with
+    no model, the pattern stands."""
+    message = "my motivation fell hard after christmas, how do I restart the 12-3-30?"
+    analysis = triager.analyse(message)
+    assert [h.sign.id for h in analysis.pattern_hits] == ["serious_fall"]
+    assert decide(analysis, triager.policy, triager.thresholds).level == S
+    never = triager.policy.model_copy(
+        update={"model": triager.policy.model.model_copy(update={"pattern_veto": 0.0})}
+    )
+    assert decide(analysis, never, triager.thresholds).level == E
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the model broke")
+
+    assert triager.model is not None
+    monkeypatch.setattr(triager.model, "score", broken)
+    assert triager.assess(message).level == E
+
+
 def test_a_red_flag_buried_in_a_huge_message_still_escalates(triager: Triager) -> None:
     filler = "I love walking on my treadmill in the evening while watching shows. " * 300
     got = triager.assess(filler + "Also my groin went numb today. " + filler)

@@ -89,14 +89,17 @@ class Finding:
 def findings(analysis: Analysis, policy: TriagePolicy, thresholds: Thresholds) -> list[Finding]:
     """Pattern hits, plus every unit whose P(sign of level L or worse) reaches L's threshold."""
     found: list[Finding] = []
-    for hit in analysis.pattern_hits:  # the reviewed backstop: the model never overrules it
-        held = _holding(analysis, hit)
+    p, best = analysis.level_scores(policy)
+    scored = len(analysis.classes) > 0 and analysis.proba.shape[0] == len(analysis.units)
+    for hit in analysis.pattern_hits:  # the reviewed backstop
+        held = _holding(analysis, hit) if scored else None
+        if held is not None and _vetoed(p[held], hit.sign.level, policy.model.pattern_veto):
+            continue
         other = held is not None and len(analysis.other) > 0 and bool(analysis.other[held] >= OTHER_PERSON)
         found.append(Finding(hit.sign, hit.turn, hit.quote, "pattern", other))
     if not len(analysis.units):
         return found
     by_id = {s.id: s for s in policy.signs}
-    p, best = analysis.level_scores(policy)
     cut = np.array([thresholds.levels[level] for level in ESCALATING])
     for u in np.flatnonzero((p >= cut).any(axis=1)):
         k = int(np.argmax(p[u] >= cut))  # the most severe level reached (ESCALATING is most severe first)
@@ -105,6 +108,16 @@ def findings(analysis: Analysis, policy: TriagePolicy, thresholds: Thresholds) -
         sign = by_id[analysis.classes[int(best[u, k])]]
         found.append(Finding(sign, unit.turn, unit.text, "model", other, float(p[u, k])))
     return found
+
+
+def _vetoed(scores: np.ndarray, level: TriageLevel, veto: float) -> bool:
+    """The model is near-certain that the clause holding a pattern's words reports no sign of
+    that level ("my phone fell off the treadmill"): the one case where it overrules a pattern.
+
+    `veto` is tiny (the policy's `pattern_veto`, chosen where no true hit on dev or in any
+    leave-one-style-out fold is dropped), so a pattern still catches every sign the model
+    merely underrates."""
+    return veto > 0 and level in ESCALATING and float(scores[ESCALATING.index(level)]) < veto
 
 
 def _holding(analysis: Analysis, hit: PatternHit) -> int | None:

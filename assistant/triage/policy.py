@@ -101,6 +101,13 @@ class ModelPolicy(_Model):
         "p_window = P(the unit's sentence and its neighbours report a sign at all).",
     )
     gate_C: float = Field(default=4.0, gt=0, description="Inverse regularisation of the gate's regression.")
+    pattern_veto: float = Field(
+        default=0.0,
+        ge=0,
+        lt=0.1,
+        description="A pattern hit is dropped when the model gives the clause that holds it less than "
+        "this P(a sign of the pattern's level or worse): only near-certain 'no sign' (0 = never).",
+    )
     class_weight: dict[TriageLevel, float] = Field(
         description="Sample weight of units carrying a sign of this level (a miss costs more)."
     )
