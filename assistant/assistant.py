@@ -422,13 +422,8 @@ class Assistant:
         )
         _, sentence = self.composer.closest_sentence([h.chunk for h in hits[:3]], own_vector)
         own_rest = rest(own_vector, sentence) if sentence is not None else None
-        likeness = self.examples.likeness(self.embedder, own_vector, own_rest, self.sentence_of)
         evidence = replace(
-            evidence,
-            like_uncovered=likeness[0],
-            like_covered=likeness[1],
-            rest_like_uncovered=likeness[2],
-            rest_like_covered=likeness[3],
+            evidence, **self.examples.likeness(self.embedder, own_vector, own_rest, self.sentence_of)
         )
         return Retrieved(read, hits, vector, evidence, self.coverage.probability(evidence))
 

@@ -23,7 +23,14 @@ import numpy as np
 import yaml
 
 from assistant.config import PROJECT_ROOT
-from assistant.coverage import EXAMPLES_FILE, FEATURES, MODEL_FILE, CoverageModel, rest
+from assistant.coverage import (
+    EXAMPLES_FILE,
+    FEATURES,
+    MODEL_FILE,
+    CoverageModel,
+    likeness_features,
+    rest,
+)
 
 QUESTIONS_DIR = PROJECT_ROOT / "evals" / "data" / "questions"
 ANSWERS_FILE = PROJECT_ROOT / "evals" / "data" / "answers.jsonl"
@@ -115,9 +122,6 @@ def evidence_matrix(bot: Any, cases: Sequence[Labelled], examples: Sequence[Labe
     ex_ids = [e.id for e in examples]
     rows = []
 
-    def closest(sims: np.ndarray, keep: np.ndarray) -> float:
-        return float(sims[keep].max()) if keep.any() else 0.0
-
     for case in cases:
         text = plain_text(case.question)
         vec = bot.embedder.encode_one(text)
@@ -129,10 +133,8 @@ def evidence_matrix(bot: Any, cases: Sequence[Labelled], examples: Sequence[Labe
         mask = np.array([i != case.id for i in ex_ids])
         ev = replace(
             got.evidence,
-            like_uncovered=closest(sims, mask & ~ex_cov),
-            like_covered=closest(sims, mask & ex_cov),
-            rest_like_uncovered=closest(rest_sims, mask & ~ex_cov),
-            rest_like_covered=closest(rest_sims, mask & ex_cov),
+            **likeness_features("", sims[mask & ~ex_cov], sims[mask & ex_cov]),
+            **likeness_features("rest_", rest_sims[mask & ~ex_cov], rest_sims[mask & ex_cov]),
         )
         rows.append(ev.vector())
     return np.asarray(rows, dtype=float)

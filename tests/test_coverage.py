@@ -97,9 +97,16 @@ def test_not_covered_reply_offers_the_nearest_topic(bot) -> None:
 def test_unknown_words_alone_never_decide() -> None:
     """Strong passage evidence outweighs an unknown rare word, with the fitted weights."""
     model = CoverageModel.load()
-    common = {"known": 0.7, "unknown_rarity": 0.6, "like_uncovered": 0.5}
-    strong = Evidence(dense=0.7, sentence=0.75, lexical=1.5, matched=0.8, like_covered=0.8, **common)
-    weak = Evidence(dense=0.2, sentence=0.25, lexical=0.0, matched=0.2, like_covered=0.4, **common)
+    # a typical dev question's evidence, with one rare word the sources never use
+    common = model.mean | {"known": 0.7, "unknown_rarity": 0.6, "unmatched_rarity": 0.6}
+    strong = Evidence(
+        **common | {"dense": 0.7, "sentence": 0.75, "lexical": 1.5, "matched": 0.8}
+        | {"like_covered": 0.8, "like_covered_k": 0.7}
+    )
+    weak = Evidence(
+        **common | {"dense": 0.2, "sentence": 0.25, "lexical": 0.0, "matched": 0.2}
+        | {"like_covered": 0.4, "like_covered_k": 0.3}
+    )
     assert model.covered(strong) and not model.covered(weak)
 
 
