@@ -123,7 +123,8 @@ class Assistant:
         sources = sorted(f"{c.id}\x1f{c.section}\x1f{c.text}" for c in retriever.chunks)
         self.examples.cache_at(settings.cache_dir / "coverage", str(embedder.model_path), *sources)
         ids, matrix = retriever.vector_matrix()
-        self.examples.know(matrix, [retriever.chunk(i).source for i in ids])
+        chunks = [retriever.chunk(i) for i in ids]
+        self.examples.know(matrix, [c.source for c in chunks], ids, [c.text for c in chunks])
         self._overview = overview(retriever.chunks)
         self.embedder = embedder
         self.retriever = retriever
@@ -402,7 +403,11 @@ class Assistant:
         pool = self.retriever.search(
             read.search, query_vector=vector, top_k=max(k, self.settings.rerank_pool), topic=topic
         )
-        return self.reranker.rerank(read, pool, vector, self.composer.sentence_similarity)[:k]
+        return self.reranker.rerank(read, pool, vector, self.composer.sentence_similarity, self.vote)[:k]
+
+    def vote(self, hits: Sequence[ScoredChunk], vector: np.ndarray) -> np.ndarray:
+        """The labelled covered questions' votes for the candidates (`Examples.votes`)."""
+        return self.examples.votes(self.embedder, vector, [h.chunk.id for h in hits])
 
     def _judge(
         self,

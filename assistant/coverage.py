@@ -79,6 +79,42 @@ FEATURES = (
 # (`coverage_tuning`); with unmatched_rarity, test questions declined rose 0.75 -> 0.79 at the
 # same share answered.
 NEIGHBOURS = 10
+# A covered example's answer votes for the passage that holds it (`Examples.votes`): the 5 most
+# similar covered examples vote, each with its cosine similarity. 5 beat 1 and 10 on dev
+# (`coverage_tuning fit-rerank`); votes are not normalised, so distant neighbours vote weakly.
+VOTERS = 5
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
+
+
+def _plain(text: str) -> str:
+    """Text as phrases are matched: case, curly quotes, Markdown emphasis and spacing ignored."""
+    return " ".join(text.translate(_QUOTES).replace("*", "").lower().split())
+
+
+def holding(texts: Sequence[str], phrases: Sequence[Sequence[str]]) -> Any:
+    """A (len(phrases), len(texts)) matrix: 1.0 where a text holds one of a group's phrases.
+
+    The texts are joined once and each phrase is searched in the whole with `str.find`, so a
+    large knowledge base costs one pass per phrase, not one per phrase and text."""
+    import bisect
+
+    import numpy as np
+
+    plain = [_plain(t) for t in texts]
+    starts, at = [], 0
+    for t in plain:
+        starts.append(at)
+        at += len(t) + 1
+    joined = "\x00".join(plain)
+    out = np.zeros((len(phrases), len(texts)), dtype=np.float32)
+    for row, group in enumerate(phrases):
+        for phrase in group:
+            needle = _plain(phrase).strip(" .,;:!?")
+            hit = joined.find(needle) if needle else -1
+            while hit >= 0:
+                out[row, bisect.bisect_right(starts, hit) - 1] = 1.0
+                hit = joined.find(needle, hit + 1)
+    return out
 EXAMPLES_FILE = RULES / "coverage_examples.yaml"
 
 
@@ -499,13 +535,20 @@ class Examples:
     kind, as a whole and in its rest (`rest`)."""
 
     def __init__(
-        self, covered: Sequence[str], uncovered: Sequence[str], sources: Sequence[str] = ()
+        self,
+        covered: Sequence[str],
+        uncovered: Sequence[str],
+        sources: Sequence[str] = (),
+        answers: Sequence[Sequence[str]] = (),
     ) -> None:
         self.covered, self.uncovered = list(covered), list(uncovered)
         # the knowledge sources the labels were made against (empty: not recorded)
         self.sources = frozenset(sources)
+        # per covered example, phrases of the sources that answer it (empty: not recorded)
+        self.answers = [tuple(a) for a in answers] or [() for _ in self.covered]
         self._vectors: tuple[Any, Any] | None = None
-        self._knowledge: tuple[Any, Any] | None = None  # see `answerable_by_new_sources`
+        self._knowledge: tuple[Any, Any] | None = None  # see `know`
+        self._answered: tuple[dict[str, int], Any] | None = None  # see `know` and `votes`
         self._rests: tuple[Any, Any] | None = None
         # where vectors and rests are kept between runs (`cache_at`); None: computed every run
         self.cache_file: Path | None = None
@@ -559,22 +602,57 @@ class Examples:
             return cls([], [])
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"cannot read the coverage examples {path}: {exc}") from exc
+        covered = [c if isinstance(c, dict) else {"question": c} for c in data.get("covered") or []]
         return cls(
-            [str(q) for q in data.get("covered") or []],
+            [str(c["question"]) for c in covered],
             [str(q) for q in data.get("uncovered") or []],
             [str(s) for s in data.get("sources") or []],
+            [tuple(str(a) for a in c.get("answer") or ()) for c in covered],
         )
 
-    def know(self, chunk_matrix: Any, chunk_sources: Sequence[str]) -> None:
+    def know(
+        self,
+        chunk_matrix: Any,
+        chunk_sources: Sequence[str],
+        chunk_ids: Sequence[str] = (),
+        chunk_texts: Sequence[str] = (),
+    ) -> None:
         """Tell the examples which knowledge base they are used with (every chunk's unit vector,
-        and its source). An "uncovered" label is true of the sources it was made against: an
-        uncovered example whose closest chunk now comes from a source added since ("how do I do
-        a dead bug?" once a document on it is dropped in) stops counting as uncovered."""
+        source, id and text).
+
+        An "uncovered" label is true of the sources it was made against: an uncovered example
+        whose closest chunk now comes from a source added since ("how do I do a dead bug?" once a
+        document on it is dropped in) stops counting as uncovered. A covered example's answer is
+        found again by its phrases, in whichever chunks hold them now (`votes`)."""
         import numpy as np
 
         new = np.array([s not in self.sources for s in chunk_sources], dtype=bool)
         self._knowledge = (chunk_matrix, new) if self.sources and new.any() else None
         self._vectors = self._rests = None
+        answered = holding(chunk_texts, self.answers)
+        self._answered = ({c: i for i, c in enumerate(chunk_ids)}, answered) if answered.any() else None
+
+    def votes(self, embedder: Any, vector: Any, chunk_ids: Sequence[str], skip: str | None = None) -> Any:
+        """Per chunk: how strongly the covered examples most like the question say that chunk
+        answered them, the sum of the VOTERS nearest ones' similarities over VOTERS (0 for a
+        chunk none of them points at). `skip` leaves out an example with that question (tuning
+        judges a dev question without its own label)."""
+        import numpy as np
+
+        out = np.zeros(len(chunk_ids), dtype=np.float32)
+        cov, _ = self.vectors(embedder)
+        if self._answered is None or not len(cov):
+            return out
+        column, answered = self._answered
+        sims = cov @ np.asarray(vector, dtype=np.float32)
+        if skip is not None:
+            sims = np.where(np.array([q == skip for q in self.covered]), -1.0, sims)
+        top = np.argsort(-sims)[:VOTERS]
+        weight = np.maximum(sims[top], 0.0)
+        for i, cid in enumerate(chunk_ids):
+            if cid in column:
+                out[i] = float(weight @ answered[top, column[cid]]) / VOTERS
+        return out
 
     def _still_uncovered(self, unc: Any) -> Any:
         """Which uncovered examples are still unanswered by the sources (see `know`)."""

@@ -140,6 +140,17 @@ def evidence_matrix(bot: Any, cases: Sequence[Labelled], examples: Sequence[Labe
     return np.asarray(rows, dtype=float)
 
 
+def covered_examples(dev: Sequence[Labelled]) -> list[dict[str, Any]]:
+    """The covered dev questions, each with the phrases of the sources that answer it (merged
+    when a question is listed twice), sorted: what `coverage_examples.yaml` stores."""
+    answers: dict[str, list[str]] = {}
+    for c in dev:
+        if c.covered:
+            phrases = answers.setdefault(c.question, [])
+            phrases.extend(p for p in c.expect_any if p not in phrases)
+    return [{"question": q, "answer": a} if a else {"question": q} for q, a in sorted(answers.items())]
+
+
 def fit(
     x: np.ndarray, y: np.ndarray, info: dict[str, Any] | None = None, min_answered: float = 0.95
 ) -> CoverageModel:
@@ -213,7 +224,13 @@ def rerank_groups(bot: Any, cases: Sequence[Labelled]) -> list[tuple[np.ndarray,
         read = bot.retriever.reader.read(plain_text(case.question))
         vec = bot.embedder.encode_one(read.text)
         pool = bot.retriever.search(read.search, query_vector=vec, top_k=bot.settings.rerank_pool)
-        x = candidate_features(read, pool, vec, bot.composer.sentence_similarity)
+        question = case.question
+
+        def votes(hits: Sequence[Any], vector: np.ndarray, question: str = question) -> np.ndarray:
+            # a dev question is judged without its own label
+            return bot.examples.votes(bot.embedder, vector, [h.chunk.id for h in hits], skip=question)
+
+        x = candidate_features(read, pool, vec, bot.composer.sentence_similarity, votes)
         y = np.array([any(contains(h.chunk.text, p) for p in case.expect_any) for h in pool])
         groups.append((x, y))
     return groups
@@ -446,7 +463,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             + yaml.safe_dump(
                 {
                     "sources": sorted({c.source for c in bot.retriever.chunks}),
-                    "covered": sorted({c.question for c in dev if c.covered}),
+                    "covered": covered_examples(dev),
                     "uncovered": sorted({c.question for c in dev if not c.covered}),
                 },
                 sort_keys=False,

@@ -11,7 +11,10 @@ same question so that scores compare across questions:
 * `sentence`: its best sentence's cosine similarity minus the best such sentence's
   (an answer is usually one sentence, and a long passage's average hides it);
 * `words`: the rarity-weighted share of the question's words (and the plainer companions
-  of everyday words) that the passage uses (`ReadQuery.explained_by`).
+  of everyday words) that the passage uses (`ReadQuery.explained_by`);
+* `vote`: how strongly the labelled dev questions most like this one were answered by the
+  passage (`coverage.Examples.votes`): questions asked in other words before point at the
+  passage that answered them, which similarity alone often misses ("12-3-30 meaning?").
 
 score = w . features. The weights are a conditional logit ("which of these candidates
 holds the answer", softmax over a question's candidates) fitted on the dev split of the
@@ -36,9 +39,10 @@ from assistant.errors import ConfigError
 from assistant.types import Chunk, ScoredChunk
 
 RERANK_FILE = Path(__file__).parent / "rules" / "rerank_model.yaml"
-RERANK_FEATURES = ("fused", "dense", "sentence", "words")
+RERANK_FEATURES = ("fused", "dense", "sentence", "words", "vote")
 
 SentenceScore = Callable[[Chunk, np.ndarray], float]
+Votes = Callable[[Sequence[ScoredChunk], np.ndarray], np.ndarray]
 
 
 def candidate_features(
@@ -46,8 +50,10 @@ def candidate_features(
     hits: Sequence[ScoredChunk],
     query_vector: np.ndarray,
     sentence: SentenceScore,
+    votes: Votes | None = None,
 ) -> np.ndarray:
-    """One row of `RERANK_FEATURES` per candidate, each relative to the best candidate."""
+    """One row of `RERANK_FEATURES` per candidate, each relative to the best candidate (`vote`
+    is absolute: no vote at all says nothing about which candidate answers)."""
     if not hits:
         return np.zeros((0, len(RERANK_FEATURES)))
     fused = np.array([h.score for h in hits], dtype=float)
@@ -55,8 +61,9 @@ def candidate_features(
     sent = np.array([sentence(h.chunk, query_vector) for h in hits], dtype=float)
     words = np.array([read.explained_by(f"{h.chunk.section} {h.chunk.text}") for h in hits], dtype=float)
     top = float(fused.max())
+    vote = votes(hits, query_vector) if votes is not None else np.zeros(len(hits))
     return np.column_stack(
-        [fused / top if top > 0 else fused, dense - dense.max(), sent - sent.max(), words]
+        [fused / top if top > 0 else fused, dense - dense.max(), sent - sent.max(), words, vote]
     )
 
 
@@ -71,7 +78,8 @@ class Reranker:
     def load(cls, path: Path = RERANK_FILE) -> Reranker:
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            weights = {f: float(data["weights"][f]) for f in RERANK_FEATURES}
+            # a feature the file predates weighs nothing until the reranker is refitted
+            weights = {f: float(data["weights"].get(f, 0.0)) for f in RERANK_FEATURES}
         except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
             raise ConfigError(
                 f"cannot read the reranker {path}: {exc}; "
@@ -88,11 +96,12 @@ class Reranker:
         hits: Sequence[ScoredChunk],
         query_vector: np.ndarray,
         sentence: SentenceScore,
+        votes: Votes | None = None,
     ) -> list[ScoredChunk]:
         """The candidates, best answer first; each keeps its scores, `score` becomes the reranker's."""
         if len(hits) < 2:
             return list(hits)
-        scores = candidate_features(read, hits, query_vector, sentence) @ self.vector()
+        scores = candidate_features(read, hits, query_vector, sentence, votes) @ self.vector()
         order = sorted(range(len(hits)), key=lambda i: (-scores[i], i))
         return [replace(hits[i], score=float(scores[i])) for i in order]
 

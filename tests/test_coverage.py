@@ -95,19 +95,21 @@ def test_not_covered_reply_offers_the_nearest_topic(bot) -> None:
 
 
 def test_unknown_words_alone_never_decide() -> None:
-    """Strong passage evidence outweighs an unknown rare word, with the fitted weights."""
+    """Strong passage evidence outweighs an unknown rare word, with the fitted weights: the same
+    rare word, with evidence one standard deviation towards "answered" or away from it."""
     model = CoverageModel.load()
-    # a typical dev question's evidence, with one rare word the sources never use
-    common = model.mean | {"known": 0.7, "unknown_rarity": 0.6, "unmatched_rarity": 0.6}
-    strong = Evidence(
-        **common | {"dense": 0.7, "sentence": 0.75, "lexical": 1.5, "matched": 0.8}
-        | {"like_covered": 0.8, "like_covered_k": 0.7}
-    )
-    weak = Evidence(
-        **common | {"dense": 0.2, "sentence": 0.25, "lexical": 0.0, "matched": 0.2}
-        | {"like_covered": 0.4, "like_covered_k": 0.3}
-    )
-    assert model.covered(strong) and not model.covered(weak)
+    unknown = {"known": 0.7, "unknown_rarity": 0.6, "unmatched_rarity": 0.6}
+    towards = {  # +1: more of it means the sources answer; -1: more of it means they don't
+        "dense": 1, "sentence": 1, "lexical": 1, "matched": 1, "like_covered": 1, "like_covered_k": 1,
+        "rest_like_covered": 1, "rest_like_covered_k": 1, "like_uncovered": -1, "like_uncovered_k": -1,
+        "rest_like_uncovered": -1, "rest_like_uncovered_k": -1,
+    }
+
+    def evidence(side: int) -> Evidence:
+        shifted = {f: model.mean[f] + side * d * model.scale[f] for f, d in towards.items()}
+        return Evidence(**model.mean | shifted | unknown)
+
+    assert model.covered(evidence(+1)) and not model.covered(evidence(-1))
 
 
 def test_the_model_file_records_how_it_was_fitted() -> None:
@@ -187,3 +189,25 @@ def test_the_examples_vectors_and_rests_are_kept_between_runs(tmp_path) -> None:
     broken.cache_at(tmp_path, "model", "sources")
     broken.rests(counting, lambda v: sentence)
     assert counting.calls == 3
+
+
+def test_similar_answered_questions_vote_for_the_passage_that_answered_them(embedder) -> None:
+    """`Examples.votes`: a covered example's phrases are found again in today's chunks, and a
+    question like it votes for that chunk, by similarity; its own label never votes for it."""
+    from assistant.coverage import VOTERS, Examples
+
+    examples = Examples(
+        ["how many times do I repeat the bird dog?", "what speed is the 12-3-30?"],
+        [],
+        answers=[("Repeat 5 times",), ("3 miles per hour",)],
+    )
+    texts = ["Bird dog. Extend one arm and the other leg. **Repeat 5 times**, then switch.", "Walk at a 12 incline."]
+    ids = ["bird", "intro"]
+    examples.know(embedder.encode(texts), ["a.md", "a.md"], ids, texts)
+    question = embedder.encode_one("bird dog: how many reps should I do?")
+    votes = examples.votes(embedder, question, ids)
+    assert votes[0] > 0.5 / VOTERS and votes[1] == 0.0  # the 12-3-30 example's phrase is in no chunk
+    alone = examples.votes(embedder, question, ids, skip="how many times do I repeat the bird dog?")
+    assert alone[0] == 0.0
+    unrelated = examples.votes(embedder, embedder.encode_one("best pizza in Naples"), ids)
+    assert unrelated[0] < votes[0]
