@@ -707,7 +707,9 @@ class Examples:
         if rest_vector is not None and sentence_of is not None:
             cov_r, unc_r = self.rests(embedder, sentence_of)
             r = np.asarray(rest_vector, dtype=np.float32)
-            out |= likeness_features("rest_", unc_r @ r if len(unc_r) else [], cov_r @ r if len(cov_r) else [])
+            out |= likeness_features(
+                "rest_", unc_r @ r if len(unc_r) else [], cov_r @ r if len(cov_r) else []
+            )
         return out
 
 
