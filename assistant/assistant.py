@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -81,6 +81,8 @@ class Retrieved:
     evidence: Evidence
     p_covered: float
     follow_up: bool = False
+    # answering phrases of the labelled questions most like this one (`Examples.voted_phrases`)
+    voted: dict[str, float] = field(default_factory=dict)
 
 
 class TriagerLike(Protocol):
@@ -291,9 +293,9 @@ class Assistant:
         if covered:
             query = got.read.text
             if triage.level is TriageLevel.SEE_PT:
-                composed = self._with_pt_referral(query, got.hits, got.vector)
+                composed = self._with_pt_referral(query, got.hits, got.vector, got.voted)
             else:
-                composed = self.composer.compose(query, got.hits, got.vector)
+                composed = self.composer.compose(query, got.hits, got.vector, voted=got.voted)
             covered = composed.covered
         backend, fallback = "extractive", ""
         if covered and composed is not None and self.writer is not None:
@@ -430,7 +432,8 @@ class Assistant:
         evidence = replace(
             evidence, **self.examples.likeness(self.embedder, own_vector, own_rest, self.sentence_of)
         )
-        return Retrieved(read, hits, vector, evidence, self.coverage.probability(evidence))
+        voted = self.examples.voted_phrases(self.embedder, vector)
+        return Retrieved(read, hits, vector, evidence, self.coverage.probability(evidence), voted=voted)
 
     def sentence_of(self, vector: np.ndarray) -> np.ndarray:
         """The vector of the sources' sentence closest to `vector`, among the units of its three
@@ -491,7 +494,13 @@ class Assistant:
             lines += [f"- {r}" for r in triage.reasons]
         return "\n".join(lines)
 
-    def _with_pt_referral(self, question: str, hits: Sequence[ScoredChunk], vector: np.ndarray) -> Composed:
+    def _with_pt_referral(
+        self,
+        question: str,
+        hits: Sequence[ScoredChunk],
+        vector: np.ndarray,
+        voted: Mapping[str, float] | None = None,
+    ) -> Composed:
         """See-a-PT replies: the sources' own criterion for seeing one first, then the advice."""
         cites = Citations()
         pt_vector = self._pt_vector()
@@ -501,7 +510,7 @@ class Assistant:
         )
         blocks: list[Block] = list(pt.blocks) if pt.covered else []
         advice = self.composer.compose(
-            question, hits, vector, cites=cites, exclude=frozenset(u for u, _ in pt.units)
+            question, hits, vector, cites=cites, exclude=frozenset(u for u, _ in pt.units), voted=voted
         )
         blocks += advice.blocks
         return Composed(blocks, cites.citations(), covered=advice.covered, intent=advice.intent)

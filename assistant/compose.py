@@ -18,7 +18,7 @@ import re
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from assistant.coverage import ReadQuery, content_terms, rarity
+from assistant.coverage import ReadQuery, content_terms, holds, rarity
 from assistant.embeddings import Embedder
 from assistant.errors import ConfigError
 from assistant.knowledge import split_units
@@ -65,6 +65,7 @@ class Style:
     leads: dict[Intent, str]
     cues: dict[str, re.Pattern[str]]
     bonus: dict[str, float]
+    why_extra_words: int = 0  # a "why" answer lists several causes, a sentence each
 
     @classmethod
     def load(cls, path: Path = ANSWERS_FILE) -> Style:
@@ -90,6 +91,7 @@ class Style:
                 leads={Intent(k): str(v) for k, v in data["leads"].items()},
                 cues=cues,
                 bonus={str(k): float(v) for k, v in data["bonus"].items()},
+                why_extra_words=int(data.get("why_extra_words", 0)),
             )
         except (OSError, yaml.YAMLError, KeyError, ValueError, re.error) as exc:
             raise ConfigError(f"cannot read the answer rules {path}: {exc}") from exc
@@ -300,11 +302,14 @@ class Composer:
         max_units: int | None = None,
         lead: str | None = None,
         intent: Intent | None = None,
+        voted: Mapping[str, float] | None = None,
     ) -> Composed:
         """Compose a cited answer; `cites` continues a numbering, `exclude` skips units already said.
 
         `lead` replaces the heading the question's intent would put over prose; `intent`
-        overrides the intent read from the question (a follow-up keeps its own).
+        overrides the intent read from the question (a follow-up keeps its own); `voted` maps
+        phrases that answered similar labelled questions to their similarity (a sentence holding
+        one gains the `vote` bonus).
         """
         intent = intent or detect_intent(question)
         if not hits:
@@ -317,17 +322,23 @@ class Composer:
         ):
             block = self._exercise(top, cites, reps_only=intent is Intent.REPS)
             return Composed([block], cites.citations(), covered=True, intent=intent)
-        scored = [t for t in self._score(question, hits, query_vector, intent) if t[4] not in exclude]
+        scored = [t for t in self._score(question, hits, query_vector, intent, voted) if t[4] not in exclude]
         if not scored:
             return Composed([], [], covered=False, intent=intent)
         block = self._prose(scored, cites, intent, max_units, lead)
         return Composed([block], cites.citations(), covered=True, intent=intent)
 
     def _score(
-        self, question: str, hits: Sequence[ScoredChunk], query_vector: np.ndarray, intent: Intent
+        self,
+        question: str,
+        hits: Sequence[ScoredChunk],
+        query_vector: np.ndarray,
+        intent: Intent,
+        voted: Mapping[str, float] | None = None,
     ) -> list[tuple[float, float, int, int, str, Chunk]]:
         """(score, similarity, chunk rank, unit position, unit, chunk) for every unit of the hits."""
         cue, bonus = self.style.cues, self.style.bonus
+        phrases = [(p, w) for p, w in (voted or {}).items() if w > 0]
         terms = {t[:5]: rarity(t) for t in content_terms(question)}
         total = sum(terms.values()) or 1.0
         out = []
@@ -355,6 +366,8 @@ class Composer:
                     low = unit.lower()
                     share = sum(w for t, w in terms.items() if t in low) / total
                     b += bonus["rare_terms_general" if intent is Intent.GENERAL else "rare_terms"] * share
+                if phrases:  # what answered similar questions before
+                    b += bonus.get("vote", 0.0) * max((w for p, w in phrases if holds(unit, p)), default=0.0)
                 if len(unit.split()) < 8:
                     b += bonus["fragment"]
                 if cue["anaphora"].match(unit):
@@ -381,13 +394,15 @@ class Composer:
     ) -> Block:
         """The best sentences, the best chunk's first, so the first citation holds the answer.
 
-        A "why" question first takes the best cause sentence of each chunk (causes are
-        spread over sections), then fills the budget by score.
+        A "why" question then takes cause sentences that each name a cause not yet named
+        (causes are spread over sections and sentences), then fills the budget by score.
         """
         ranked = sorted(scored, key=lambda t: (-t[0], t[2], t[3]))
         chosen: list[tuple[float, int, int, str, Chunk]] = []
         words = 0
         budget = self.max_words - 25  # room for the lead line and the reminder
+        if intent is Intent.WHY:
+            budget += self.style.why_extra_words
 
         def take(item: tuple) -> bool:
             nonlocal words
@@ -411,15 +426,7 @@ class Composer:
         if leading is not None:
             take(leading)
         if intent is Intent.WHY:
-            best_per_chunk: dict[str, tuple] = {}
-            for item in ranked:
-                if self.style.cues["cause_cues"].search(item[4]) and item[1] >= self.min_unit_similarity:
-                    best_per_chunk.setdefault(item[5].id, item)
-            # sections about causes first (their sentences state causes), strongest first
-            cause_section = self.style.cues["cause_sections"]
-            causes = best_per_chunk.values()
-            for item in sorted(causes, key=lambda t: (not cause_section.search(t[5].section), -t[0])):
-                take(item)
+            self._causes(ranked, chosen, take)
         # The next passages each get a say (their best sentence) before the rest is filled by score.
         for rank in range(1, int(self.style.bonus.get("lead_passages", 1))):
             best = best_of(rank)
@@ -443,6 +450,27 @@ class Composer:
         return Block(
             lead or self.style.leads.get(intent, self.style.leads[Intent.GENERAL]), tuple(statements)
         )
+
+    def _causes(self, ranked: list[tuple], chosen: list[tuple], take: Callable[[tuple], bool]) -> None:
+        """Cause sentences for a "why" answer, each naming a cause (a `cause_cues` match) that no
+        sentence taken so far names: sentences from sections about causes first, then the
+        strongest. Stops when no cause sentence adds a cause."""
+        cue, section = self.style.cues["cause_cues"], self.style.cues["cause_sections"]
+
+        def named(unit: str) -> set[str]:
+            return {m.lower() for m in cue.findall(unit.lower())}
+
+        said = set().union(*(named(c[3]) for c in chosen)) if chosen else set()
+        pool = [t for t in ranked if t[1] >= self.min_unit_similarity and named(t[4])]
+        while pool:
+            best = max(
+                pool, key=lambda t: (bool(named(t[4]) - said), bool(section.search(t[5].section)), t[0])
+            )
+            pool.remove(best)
+            if not named(best[4]) - said:
+                break
+            if take(best):
+                said |= named(best[4])
 
     def closest_passage(self, hit: ScoredChunk, query_vector: np.ndarray) -> Composed:
         """For a "not covered" reply: the one sentence of the nearest passage closest to the

@@ -22,7 +22,8 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -89,6 +90,12 @@ _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": 
 def _plain(text: str) -> str:
     """Text as phrases are matched: case, curly quotes, Markdown emphasis and spacing ignored."""
     return " ".join(text.translate(_QUOTES).replace("*", "").lower().split())
+
+
+def holds(text: str, phrase: str) -> bool:
+    """The text holds the phrase (`_plain` on both; the phrase's edge punctuation ignored)."""
+    needle = _plain(phrase).strip(" .,;:!?")
+    return bool(needle) and needle in _plain(text)
 
 
 def holding(texts: Sequence[str], phrases: Sequence[Sequence[str]]) -> Any:
@@ -549,6 +556,7 @@ class Examples:
         self._vectors: tuple[Any, Any] | None = None
         self._knowledge: tuple[Any, Any] | None = None  # see `know`
         self._answered: tuple[dict[str, int], Any] | None = None  # see `know` and `votes`
+        self._left_out: str | None = None  # see `without`
         self._rests: tuple[Any, Any] | None = None
         # where vectors and rests are kept between runs (`cache_at`); None: computed every run
         self.cache_file: Path | None = None
@@ -632,6 +640,40 @@ class Examples:
         answered = holding(chunk_texts, self.answers)
         self._answered = ({c: i for i, c in enumerate(chunk_ids)}, answered) if answered.any() else None
 
+    @contextmanager
+    def without(self, question: str) -> Iterator[None]:
+        """Within the block, the example with this question does not vote: tuning judges a dev
+        question through the whole assistant without its own label (not thread-safe; tuning only)."""
+        self._left_out = question
+        try:
+            yield
+        finally:
+            self._left_out = None
+
+    def voters(self, embedder: Any, vector: Any, skip: str | None = None) -> list[tuple[int, float]]:
+        """The VOTERS covered examples most like the question, with their cosine similarity
+        (at least 0): (index into `covered`, similarity). `skip` (or `without`) leaves out an
+        example with that question (tuning judges a dev question without its own label)."""
+        import numpy as np
+
+        cov, _ = self.vectors(embedder)
+        if not len(cov):
+            return []
+        sims = cov @ np.asarray(vector, dtype=np.float32)
+        skip = skip if skip is not None else self._left_out
+        if skip is not None:
+            sims = np.where(np.array([q == skip for q in self.covered]), -1.0, sims)
+        return [(int(i), max(float(sims[i]), 0.0)) for i in np.argsort(-sims)[:VOTERS]]
+
+    def voted_phrases(self, embedder: Any, vector: Any, skip: str | None = None) -> dict[str, float]:
+        """The answering phrases of the examples most like the question, each with the greatest
+        similarity of an example it answers: what the composer prefers to quote (`Composer`)."""
+        out: dict[str, float] = {}
+        for i, sim in self.voters(embedder, vector, skip):
+            for phrase in self.answers[i]:
+                out[phrase] = max(out.get(phrase, 0.0), sim)
+        return out
+
     def votes(self, embedder: Any, vector: Any, chunk_ids: Sequence[str], skip: str | None = None) -> Any:
         """Per chunk: how strongly the covered examples most like the question say that chunk
         answered them, the sum of the VOTERS nearest ones' similarities over VOTERS (0 for a
@@ -640,15 +682,14 @@ class Examples:
         import numpy as np
 
         out = np.zeros(len(chunk_ids), dtype=np.float32)
-        cov, _ = self.vectors(embedder)
-        if self._answered is None or not len(cov):
+        if self._answered is None:
             return out
         column, answered = self._answered
-        sims = cov @ np.asarray(vector, dtype=np.float32)
-        if skip is not None:
-            sims = np.where(np.array([q == skip for q in self.covered]), -1.0, sims)
-        top = np.argsort(-sims)[:VOTERS]
-        weight = np.maximum(sims[top], 0.0)
+        voters = self.voters(embedder, vector, skip)
+        if not voters:
+            return out
+        top = np.array([i for i, _ in voters])
+        weight = np.array([w for _, w in voters], dtype=np.float32)
         for i, cid in enumerate(chunk_ids):
             if cid in column:
                 out[i] = float(weight @ answered[top, column[cid]]) / VOTERS

@@ -125,7 +125,8 @@ def evidence_matrix(bot: Any, cases: Sequence[Labelled], examples: Sequence[Labe
     for case in cases:
         text = plain_text(case.question)
         vec = bot.embedder.encode_one(text)
-        got = bot.retrieve(text, vec)
+        with bot.examples.without(case.question):  # the reranker's vote, without its own label
+            got = bot.retrieve(text, vec)
         read_vec = bot.embedder.encode_one(got.read.text) if got.read.changed else vec
         _, sentence = bot.composer.closest_sentence([h.chunk for h in got.hits[:3]], read_vec)
         own_rest = rest(read_vec, sentence) if sentence is not None else np.zeros_like(read_vec)
@@ -224,13 +225,8 @@ def rerank_groups(bot: Any, cases: Sequence[Labelled]) -> list[tuple[np.ndarray,
         read = bot.retriever.reader.read(plain_text(case.question))
         vec = bot.embedder.encode_one(read.text)
         pool = bot.retriever.search(read.search, query_vector=vec, top_k=bot.settings.rerank_pool)
-        question = case.question
-
-        def votes(hits: Sequence[Any], vector: np.ndarray, question: str = question) -> np.ndarray:
-            # a dev question is judged without its own label
-            return bot.examples.votes(bot.embedder, vector, [h.chunk.id for h in hits], skip=question)
-
-        x = candidate_features(read, pool, vec, bot.composer.sentence_similarity, votes)
+        with bot.examples.without(case.question):  # a dev question is judged without its own label
+            x = candidate_features(read, pool, vec, bot.composer.sentence_similarity, bot.vote)
         y = np.array([any(contains(h.chunk.text, p) for p in case.expect_any) for h in pool])
         groups.append((x, y))
     return groups
@@ -299,6 +295,7 @@ COMPOSE_GRID = {
     "rare_terms": (0.0, 0.05, 0.1, 0.2, 0.3),
     "rare_terms_general": (0.0, 0.1, 0.2, 0.3, 0.5),
     "lead_passages": (1, 2, 3, 4),
+    "vote": (0.0, 0.1, 0.2, 0.3, 0.4),
 }
 
 
@@ -317,7 +314,8 @@ def compose_cases(bot: Any, cases: Sequence[Labelled]) -> list[tuple[Any, tuple[
         if not case.covered or not case.expect_any:
             continue
         text = plain_text(case.question)
-        got = bot.retrieve(text, bot.embedder.encode_one(text))
+        with bot.examples.without(case.question):  # judged without its own label's vote
+            got = bot.retrieve(text, bot.embedder.encode_one(text))
         if got.hits and got.p_covered >= bot.coverage.threshold:
             out.append((got, case.expect_any))
     return out
@@ -332,7 +330,8 @@ def fact_cases(bot: Any, split: str) -> list[tuple[Any, tuple[str, ...]]]:
         if split_of(str(row["id"])) != split or not row.get("covered", True) or not row.get("key_facts"):
             continue
         text = plain_text(_text(row))
-        got = bot.retrieve(text, bot.embedder.encode_one(text))
+        with bot.examples.without(_text(row)):
+            got = bot.retrieve(text, bot.embedder.encode_one(text))
         if got.hits:
             out.append((got, tuple(row["key_facts"])))
     return out
@@ -348,14 +347,14 @@ def compose_score(
 
     cited = first = said = 0
     for got, phrases in cases:
-        composed = bot.composer.compose(got.read.text, got.hits, got.vector)
+        composed = bot.composer.compose(got.read.text, got.hits, got.vector, voted=got.voted)
         texts = [c.text for c in composed.citations]
         cited += any(contains(t, p) for t in texts for p in phrases)
         first += bool(texts) and any(contains(texts[0], p) for p in phrases)
         said += any(contains(render_text(blocks=composed.blocks), p) for p in phrases)
     recall = []
     for got, key_facts in facts:
-        composed = bot.composer.compose(got.read.text, got.hits, got.vector)
+        composed = bot.composer.compose(got.read.text, got.hits, got.vector, voted=got.voted)
         recall.append(fact_recall(render_text(blocks=composed.blocks), key_facts) or 0.0)
     n = max(len(cases), 1)
     return cited / n, first / n, said / n, float(np.mean(recall)) if recall else 0.0
