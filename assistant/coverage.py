@@ -87,6 +87,7 @@ VOTERS = 5
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
 
 
+@lru_cache(maxsize=16_384)  # the same sentences and phrases are matched answer after answer
 def _plain(text: str) -> str:
     """Text as phrases are matched: case, curly quotes, Markdown emphasis and spacing ignored."""
     return " ".join(text.translate(_QUOTES).replace("*", "").lower().split())
