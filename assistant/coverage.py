@@ -228,6 +228,7 @@ class Term:
     word: str
     weight: float
     known: bool
+    plainer: tuple[str, ...] = ()  # an everyday word's plainer companions ("traps": upper back ...)
 
 
 @dataclass(frozen=True)
@@ -277,9 +278,14 @@ class ReadQuery:
 
     def unmatched_rarity(self, passages: Sequence[str]) -> float:
         """Weight of the rarest salient word the passages lack, though the sources may use it
-        elsewhere: "how many seconds do I hold the bird dog?" asks for what its passage never says."""
+        elsewhere: "how many seconds do I hold the bird dog?" asks for what its passage never says.
+        An everyday word counts as there when one of its plainer companions is ("traps")."""
         stems = {stem(w) for p in passages for w in words(p)}
-        return max((t.weight for t in self.terms if stem(t.word) not in stems), default=0.0)
+
+        def lacks(t: Term) -> bool:
+            return stem(t.word) not in stems and not any(stem(p) in stems for p in t.plainer)
+
+        return max((t.weight for t in self.terms if lacks(t)), default=0.0)
 
     def missing(self, limit: int = 2) -> list[str]:
         """Rare words the sources never use, rarest first: what a "not covered" reply can name.
@@ -404,7 +410,8 @@ class QueryReader:
                     if len(r) > 1 and r not in STOPWORDS and not r.isdigit() and r not in terms:
                         known = self.knows(r) or w in self.language.everyday
                         weight = rarity(weighs_as if weighs_as not in STOPWORDS else r)
-                        terms[r] = Term(w, r, weight, known)
+                        plainer = tuple(content_terms(self.language.everyday.get(w, "")))
+                        terms[r] = Term(w, r, weight, known, plainer)
             if rebuilt.strip():
                 out.append(rebuilt)
         text = " ".join(out)
