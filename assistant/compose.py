@@ -457,20 +457,25 @@ class Composer:
         strongest. Stops when no cause sentence adds a cause."""
         cue, section = self.style.cues["cause_cues"], self.style.cues["cause_sections"]
 
-        def named(unit: str) -> set[str]:
-            return {m.lower() for m in cue.findall(unit.lower())}
+        def named(unit: str) -> frozenset[str]:
+            return frozenset(m.lower() for m in cue.findall(unit.lower()))
 
-        said = set().union(*(named(c[3]) for c in chosen)) if chosen else set()
-        pool = [t for t in ranked if t[1] >= self.min_unit_similarity and named(t[4])]
+        said = set().union(*(named(c[3]) for c in chosen))
+        pool = [(t, named(t[4])) for t in ranked if t[1] >= self.min_unit_similarity]
+        pool = [(t, causes) for t, causes in pool if causes]
+
+        def rank(entry: tuple[tuple, frozenset[str]]) -> tuple[bool, bool, float]:
+            item, causes = entry
+            return bool(causes - said), bool(section.search(item[5].section)), item[0]
+
         while pool:
-            best = max(
-                pool, key=lambda t: (bool(named(t[4]) - said), bool(section.search(t[5].section)), t[0])
-            )
+            best = max(pool, key=rank)
             pool.remove(best)
-            if not named(best[4]) - said:
+            item, causes = best
+            if not causes - said:
                 break
-            if take(best):
-                said |= named(best[4])
+            if take(item):
+                said |= causes
 
     def closest_passage(self, hit: ScoredChunk, query_vector: np.ndarray) -> Composed:
         """For a "not covered" reply: the one sentence of the nearest passage closest to the

@@ -93,9 +93,14 @@ def _plain(text: str) -> str:
     return " ".join(text.translate(_QUOTES).replace("*", "").lower().split())
 
 
+def _needle(phrase: str) -> str:
+    """A phrase as it is looked for: `_plain`, its edge punctuation ignored."""
+    return _plain(phrase).strip(" .,;:!?")
+
+
 def holds(text: str, phrase: str) -> bool:
-    """The text holds the phrase (`_plain` on both; the phrase's edge punctuation ignored)."""
-    needle = _plain(phrase).strip(" .,;:!?")
+    """The text holds the phrase (both `_plain`)."""
+    needle = _needle(phrase)
     return bool(needle) and needle in _plain(text)
 
 
@@ -117,7 +122,7 @@ def holding(texts: Sequence[str], phrases: Sequence[Sequence[str]]) -> Any:
     out = np.zeros((len(phrases), len(texts)), dtype=np.float32)
     for row, group in enumerate(phrases):
         for phrase in group:
-            needle = _plain(phrase).strip(" .,;:!?")
+            needle = _needle(phrase)
             hit = joined.find(needle) if needle else -1
             while hit >= 0:
                 out[row, bisect.bisect_right(starts, hit) - 1] = 1.0
@@ -658,42 +663,40 @@ class Examples:
         finally:
             self._left_out = None
 
-    def voters(self, embedder: Any, vector: Any, skip: str | None = None) -> list[tuple[int, float]]:
+    def voters(self, embedder: Any, vector: Any) -> list[tuple[int, float]]:
         """The VOTERS covered examples most like the question, with their cosine similarity
-        (at least 0): (index into `covered`, similarity). `skip` (or `without`) leaves out an
-        example with that question (tuning judges a dev question without its own label)."""
+        (at least 0): (index into `covered`, similarity); never the one `without` leaves out."""
         import numpy as np
 
         cov, _ = self.vectors(embedder)
         if not len(cov):
             return []
         sims = cov @ np.asarray(vector, dtype=np.float32)
-        skip = skip if skip is not None else self._left_out
-        if skip is not None:
-            sims = np.where(np.array([q == skip for q in self.covered]), -1.0, sims)
-        return [(int(i), max(float(sims[i]), 0.0)) for i in np.argsort(-sims)[:VOTERS]]
+        order = np.argsort(-sims)
+        if self._left_out is not None:  # tuning only: drop the left-out example
+            order = order[[self.covered[int(i)] != self._left_out for i in order]]
+        return [(int(i), max(float(sims[i]), 0.0)) for i in order[:VOTERS]]
 
-    def voted_phrases(self, embedder: Any, vector: Any, skip: str | None = None) -> dict[str, float]:
+    def voted_phrases(self, embedder: Any, vector: Any) -> dict[str, float]:
         """The answering phrases of the examples most like the question, each with the greatest
         similarity of an example it answers: what the composer prefers to quote (`Composer`)."""
         out: dict[str, float] = {}
-        for i, sim in self.voters(embedder, vector, skip):
+        for i, sim in self.voters(embedder, vector):
             for phrase in self.answers[i]:
                 out[phrase] = max(out.get(phrase, 0.0), sim)
         return out
 
-    def votes(self, embedder: Any, vector: Any, chunk_ids: Sequence[str], skip: str | None = None) -> Any:
+    def votes(self, embedder: Any, vector: Any, chunk_ids: Sequence[str]) -> Any:
         """Per chunk: how strongly the covered examples most like the question say that chunk
         answered them, the sum of the VOTERS nearest ones' similarities over VOTERS (0 for a
-        chunk none of them points at). `skip` leaves out an example with that question (tuning
-        judges a dev question without its own label)."""
+        chunk none of them points at)."""
         import numpy as np
 
         out = np.zeros(len(chunk_ids), dtype=np.float32)
         if self._answered is None:
             return out
         column, answered = self._answered
-        voters = self.voters(embedder, vector, skip)
+        voters = self.voters(embedder, vector)
         if not voters:
             return out
         top = np.array([i for i, _ in voters])

@@ -28,6 +28,12 @@ from assistant.types import Chunk, ScoredChunk
 
 log = logging.getLogger(__name__)
 
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    """The vector at unit length (the chunks' vectors are kept so: a dot product is a cosine)."""
+    q = np.asarray(vector, dtype=np.float32)
+    return q / max(float(np.linalg.norm(q)), 1e-12)
+
 # bm25s stop-word list: "en" keeps "my", "does", "should", which skew short questions
 STOPWORDS = "en_plus"
 
@@ -187,9 +193,7 @@ class HybridRetriever(BaseRetriever):
                 )
         if self._matrix is None:
             return []
-        q = np.asarray(vector, dtype=np.float32)
-        q = q / max(float(np.linalg.norm(q)), 1e-12)
-        sims = self._matrix @ q
+        sims = self._matrix @ _unit(vector)
         order = np.argsort(-sims, kind="stable")[:n]
         return [(self._matrix_ids[int(i)], float(sims[int(i)])) for i in order]
 
@@ -224,8 +228,7 @@ class HybridRetriever(BaseRetriever):
         top = [i for i, _ in fused[:k] if i in self._chunks]
         missing = [i for i in top if i not in similarity]
         if missing:  # a topic or BM25-only chunk: its cosine is evidence all the same
-            q = np.asarray(vector, dtype=np.float32)
-            q = q / max(float(np.linalg.norm(q)), 1e-12)
+            q = _unit(vector)
             similarity.update({i: float(v @ q) for i, v in self.vectors(missing).items()})
         results: list[ScoredChunk] = []
         for chunk_id, score in fused:
