@@ -7,6 +7,7 @@ Besides the chat, `/ask` serves the JSON contract of `Assistant.ask` to scripts.
 
 from __future__ import annotations
 
+import gc
 import html
 import logging
 import sys
@@ -24,10 +25,16 @@ from assistant import render
 from assistant.config import PACKAGE_DIR, Settings
 from assistant.errors import AssistantError, InputError, with_emergency_note
 from assistant.feedback import FeedbackStore
+from assistant.oversize import OversizeLane
 from assistant.session import SessionCodec
 
 log = logging.getLogger("assistant.app")
 BAD_REQUEST = "Bad request (400)"  # the title of an /ask error that is the client's mistake
+# How often a running thread hands the interpreter lock over (Python's default: 5 ms). A request
+# with huge input keeps one thread computing; every short request then waits up to this long
+# each time it wants the lock back (after each model call, socket read...): at 5 ms a 7 ms answer
+# took ~110 ms beside such a request, at 0.5 ms ~20 ms (tests/test_load.py, README "Reliability").
+GIL_SWITCH_INTERVAL = 0.0005
 STREAM_DELAY = 0.02  # seconds between streamed words; the answer itself is already computed
 THEME = gr.themes.Default(
     primary_hue="teal",
@@ -66,6 +73,12 @@ class Loading:
                 log.exception("warming up failed; answers embed what they need on first use")
             else:
                 log.info("warmed up in %.1f s", time.perf_counter() - started)
+        if self._error is None:
+            # The loaded model, index and page are ~250k long-lived objects: a full collection
+            # walks them all, holding the interpreter lock for ~150-250 ms, and every request in
+            # flight stalls (the load test's p95). Frozen, collections skip them.
+            gc.collect()
+            gc.freeze()
         self.warmed.set()
 
     def wait(self, timeout: float | None = None) -> Any:
@@ -142,6 +155,7 @@ def build_page(
     token (`assistant/session.py`), so any replica of the page can answer the next message.
     """
     codec = SessionCodec.from_settings(settings)
+    lane = OversizeLane(settings)  # one client's huge requests cannot starve the others
 
     def session(token: str | None) -> tuple[render.Transcript, str]:
         """The conversation in `token`, and a notice when it could not be read (a fresh one then)."""
@@ -160,12 +174,14 @@ def build_page(
         now = time.time()  # wall clock: the next message may reach another replica
         transcript.recent = [t for t in transcript.recent if now - t < 60]
         limit = settings.requests_per_minute
+        history = transcript.history()
         try:
-            if len(transcript.recent) >= limit:  # still triaged: a red flag gets its referral
-                answer = bot.ask(message, transcript.history(), refuse=render.rate_limit_note(limit))
-            else:
-                transcript.recent.append(now)
-                answer = bot.ask(message, transcript.history())
+            with lane.admit(message, history):
+                if len(transcript.recent) >= limit:  # still triaged: a red flag gets its referral
+                    answer = bot.ask(message, history, refuse=render.rate_limit_note(limit))
+                else:
+                    transcript.recent.append(now)
+                    answer = bot.ask(message, history)
         except InputError as exc:  # too long, binary...: say so, give the text back to edit
             notice = render.notice(with_emergency_note(str(exc)))
             yield message, transcript.messages(), gr.skip(), codec.dump(transcript), notice
@@ -227,7 +243,8 @@ def build_page(
     def ask(message: str, history: list[dict[str, str]] | None = None) -> dict[str, Any]:
         """Answer one message, given the conversation so far; returns the `ask --json` contract."""
         try:
-            return bot.ask(message, history).to_dict()
+            with lane.admit(message, history):
+                return bot.ask(message, history).to_dict()
         except InputError as exc:  # the client's mistake: say what it was, log no traceback
             log.info("/ask refused a request: %s", type(exc).__name__)
             raise gr.Error(
@@ -322,6 +339,7 @@ def main() -> None:
         print(f"Error: {exc}", file=sys.stderr)
         sys.exit(1)
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
 
     def load() -> Any:
         from assistant.assistant import Assistant

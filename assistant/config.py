@@ -161,6 +161,13 @@ class Settings(BaseSettings):
         "Triage reads every user turn however old; it scores at most 400 units with the model "
         "(newest first), and its patterns read everything.",
     )
+    oversize_pause: float = Field(
+        default=4.0,
+        ge=0,
+        description="The page serves requests over the answering limits (message or history) one at "
+        "a time, and after each waits this many times as long as it took before the next one: "
+        "together they use at most 1/(1+pause) of the server. 0: no lane.",
+    )
     requests_per_minute: int = Field(
         default=20,
         gt=0,

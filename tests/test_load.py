@@ -3,8 +3,10 @@
 Bounded: 20 sessions x 8 messages per phase, a 30 s timeout per request. Three phases:
 1. closed loop (each session sends its next message as soon as the answer arrives): the
    saturated server, reported (p50, p95, throughput) but held only to 0 errors;
-2. paced (each session waits THINK seconds between messages, as a reader does): the target is
-   p95 within RATIO_BOUND x the single-request p50;
+2. paced (each session waits THINK seconds before its first message and between messages, as
+   readers arriving and reading do): the target is p95 within RATIO_BOUND x the single-request
+   p50. (Until 2026-11-27 all 20 sessions sent their first message in the same millisecond; that
+   burst is what the closed loop measures, and it alone made the paced p95 ~12x);
 3. paced again with one abusive client sending huge histories and huge messages: the target is
    the others' p95 within 2x of phase 2.
 Must hold, or the test fails: 0 errors, every reply right for its message, the server's memory
@@ -57,6 +59,8 @@ class Phase:
     def session(self, i: int) -> None:
         rng = random.Random(i)
         with httpx.Client(timeout=30) as client:
+            if self.think:  # readers arrive at different times
+                time.sleep(rng.uniform(*self.think))
             for j in range(MESSAGES):
                 message = RED_FLAG if (i + j) % 3 == 0 else QUESTIONS[(i + j) % 2]
                 start = time.perf_counter()

@@ -20,6 +20,7 @@ import numpy as np
 from scipy import sparse
 
 _WHITE_SPACES = re.compile(r"\s\s+")  # scikit-learn's CountVectorizer._white_spaces
+_WORD_CACHE = 50_000  # words whose n-gram columns are kept (a few MB)
 
 
 @dataclass
@@ -34,21 +35,43 @@ class NgramVectorizer:
     idf: np.ndarray
     sublinear_tf: bool
 
-    def _char_wb(self, text: str) -> list[str]:
-        text = _WHITE_SPACES.sub(" ", text)
+    def _word_grams(self, word: str) -> list[str]:
+        """One word's char_wb n-grams: each word is read on its own, padded with a space."""
         low, high = self.ngram_range
         grams: list[str] = []
-        for w in text.split():
-            w = " " + w + " "
-            for n in range(low, high + 1):
-                offset = 0
+        w = " " + word + " "
+        for n in range(low, high + 1):
+            offset = 0
+            grams.append(w[offset : offset + n])
+            while offset + n < len(w):
+                offset += 1
                 grams.append(w[offset : offset + n])
-                while offset + n < len(w):
-                    offset += 1
-                    grams.append(w[offset : offset + n])
-                if offset == 0:  # a word shorter than n is counted once
-                    break
+            if offset == 0:  # a word shorter than n is counted once
+                break
         return grams
+
+    def _char_wb_ids(self, text: str) -> list[int]:
+        """The vocabulary columns of the text's char_wb n-grams, one per occurrence.
+
+        A word's n-grams never depend on its neighbours, so each word's columns are kept
+        (`_WORD_CACHE` words): in a long message or a long conversation most words recur,
+        and this is most of the model's own cost.
+        """
+        cache: dict[str, list[int]] = self.__dict__.setdefault("_word_ids", {})
+        out: list[int] = []
+        vocabulary = self.vocabulary
+        for w in _WHITE_SPACES.sub(" ", text).split():
+            ids = cache.get(w)
+            if ids is None:
+                ids = [j for g in self._word_grams(w) if (j := vocabulary.get(g)) is not None]
+                if len(cache) >= _WORD_CACHE:
+                    cache.clear()
+                cache[w] = ids
+            out.extend(ids)
+        return out
+
+    def __getstate__(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if k != "_word_ids"}
 
     def _words(self, text: str) -> list[str]:
         tokens = re.findall(self.token_pattern, text)
@@ -58,17 +81,20 @@ class NgramVectorizer:
             grams.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
         return grams
 
+    def _columns(self, text: str) -> list[int]:
+        if self.analyzer == "char_wb":
+            return self._char_wb_ids(text)
+        vocabulary = self.vocabulary
+        return [j for g in self._words(text) if (j := vocabulary.get(g)) is not None]
+
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        analyse = self._char_wb if self.analyzer == "char_wb" else self._words
         indptr: list[int] = [0]
         indices: list[int] = []
         values: list[float] = []
         for text in texts:
             counts: dict[int, int] = {}
-            for gram in analyse(self.preprocessor(text)):
-                j = self.vocabulary.get(gram)
-                if j is not None:
-                    counts[j] = counts.get(j, 0) + 1
+            for j in self._columns(self.preprocessor(text)):
+                counts[j] = counts.get(j, 0) + 1
             cols = sorted(counts)
             tf = np.array([counts[j] for j in cols], dtype=np.float64)
             if self.sublinear_tf:
