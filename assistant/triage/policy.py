@@ -8,8 +8,11 @@ names the field and what to fix.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import regex
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -21,6 +24,31 @@ LANGUAGES = ("en", "es", "fr", "de", "pt", "it")
 _TERM = re.compile(r"<([a-z_]+)>")
 _GAP = re.compile(r"<gap(\d+)>")
 _GAP_WORD = r"(?:\s+[^\s.!?;:]+)"  # one word inside a sentence: a gap never crosses . ! ? ; :
+
+
+class Pattern:
+    """A compiled policy pattern whose matching lets other threads run.
+
+    The backstop reads a message whole (up to 100,000 characters) and a conversation's every
+    turn; on such text one search takes up to 5 ms. Python's `re` holds the interpreter lock
+    for all of it, so every other request of the page waits. The `regex` library matches the
+    same syntax and can release the lock while it matches (`concurrent=True`).
+    """
+
+    __slots__ = ("_compiled", "pattern")
+
+    def __init__(self, expanded: str) -> None:
+        self._compiled = regex.compile(expanded)
+        self.pattern = expanded
+
+    def search(self, text: str) -> Any:
+        return self._compiled.search(text, concurrent=True)
+
+    def finditer(self, text: str) -> Iterator[Any]:
+        return self._compiled.finditer(text, concurrent=True)
+
+    def sub(self, replacement: str, text: str) -> str:
+        return str(self._compiled.sub(replacement, text, concurrent=True))
 
 
 class _Model(BaseModel):
@@ -228,7 +256,7 @@ class TriagePolicy(_Model):
             for pattern in getattr(self.negation, name):
                 self.compile(pattern, where=f"negation.{name}", words=not pattern.startswith("^"))
 
-    def compile(self, pattern: str, *, where: str, words: bool = True) -> re.Pattern[str]:
+    def compile(self, pattern: str, *, where: str, words: bool = True) -> Pattern:
         """Expand `<term>` and `<gapN>` shorthands and compile, matching whole words."""
 
         def term(match: re.Match[str]) -> str:
@@ -244,6 +272,6 @@ class TriagePolicy(_Model):
         if words:
             expanded = rf"(?<!\w)(?:{expanded})(?!\w)"
         try:
-            return re.compile(expanded)
-        except re.error as exc:
+            return Pattern(expanded)
+        except regex.error as exc:
             raise ConfigError(f"{where}: pattern {pattern!r} does not compile: {exc}") from exc
