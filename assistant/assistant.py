@@ -24,6 +24,7 @@ from assistant.compose import (
     Composer,
     Intent,
     check_citations,
+    condition_note,
     detect_intent,
     not_covered,
     overview,
@@ -297,6 +298,9 @@ class Assistant:
             else:
                 composed = self.composer.compose(query, got.hits, got.vector, voted=got.voted)
             covered = composed.covered
+            note = condition_note(got.read, [c.text for c in composed.citations]) if covered else ""
+            if note:
+                composed = replace(composed, notice=note)
         backend, fallback = "extractive", ""
         if covered and composed is not None and self.writer is not None:
             t_llm = time.perf_counter()

@@ -179,11 +179,7 @@ def not_covered(
     missing = [m for m in missing if not any(m in c.split() for c in conditions)]
     lines = []
     if conditions:
-        cond, who = next(iter(conditions.items()))
-        lines.append(
-            f"The sources here don't discuss {cond}. For advice about it, {who} can assess you "
-            "and tailor exercise to it."
-        )
+        lines.append(_condition_line(*next(iter(conditions.items()))))
     elif missing:
         named = " or ".join(f"“{m}”" for m in missing)
         lines.append(f"The sources here say nothing about {named}, so I won't guess.")
@@ -195,6 +191,24 @@ def not_covered(
         lines.append(f"The nearest topic they do cover is “{nearest}”, quoted below: "
                      "ask about it if that helps.")
     return " ".join(lines), missing
+
+
+def _condition_line(condition: str, who: str) -> str:
+    return (
+        f"The sources here don't discuss {condition}. For advice about it, {who} can assess you "
+        "and tailor exercise to it."
+    )
+
+
+def condition_note(read: ReadQuery, cited: Sequence[str]) -> str:
+    """For an answered question that names a condition the cited passages never mention ("I
+    have scoliosis: how do I do the bird dog?"): the general answer stands, and this line says
+    the sources don't discuss that condition and who can help with it."""
+    plain = " ".join(cited).lower()
+    for condition, who in read.conditions.items():
+        if not re.search(rf"\b{re.escape(condition)}\b", plain):
+            return _condition_line(condition, who)
+    return ""
 
 
 class Composer:

@@ -211,6 +211,7 @@ class Language:
     shorthand: Mapping[str, str]
     everyday: Mapping[str, str]
     conditions: Mapping[str, str]
+    condition_names: Mapping[str, str] = field(default_factory=dict)  # "pregnant": "pregnancy"
 
     @classmethod
     def load(cls, path: Path = LANGUAGE_FILE) -> Language:
@@ -222,6 +223,9 @@ class Language:
             shorthand={str(k).lower(): str(v or "") for k, v in (data.get("shorthand") or {}).items()},
             everyday={str(k).lower(): str(v) for k, v in (data.get("everyday") or {}).items()},
             conditions={str(k).lower(): str(v) for k, v in (data.get("conditions") or {}).items()},
+            condition_names={
+                str(k).lower(): str(v) for k, v in (data.get("condition_names") or {}).items()
+            },
         )
 
 
@@ -244,7 +248,7 @@ class ReadQuery:
     text: str  # shorthand mapped, misspellings corrected: what is embedded
     search: str  # `text` plus the plainer companions of everyday words: what BM25 searches
     terms: list[Term] = field(default_factory=list)
-    conditions: dict[str, str] = field(default_factory=dict)  # named condition -> who can help
+    conditions: dict[str, str] = field(default_factory=dict)  # named condition (its name) -> who can help
     expansions: list[str] = field(default_factory=list)  # plainer companions of everyday words
     corrected: bool = False  # a misspelling (or a loosely typed number) was corrected
 
@@ -384,7 +388,9 @@ class QueryReader:
         corrected = message != typed
         low = message.lower().replace("’", "'")
         conditions = {
-            c: who for c, who in self.language.conditions.items() if re.search(rf"\b{re.escape(c)}\b", low)
+            self.language.condition_names.get(c, c): who
+            for c, who in self.language.conditions.items()
+            if re.search(rf"\b{re.escape(c)}\b", low)
         }
         out: list[str] = []
         extra: list[str] = []

@@ -181,7 +181,7 @@ class Answer:
     timings_ms: dict[str, float]
     covered: bool = True  # False when the knowledge base had nothing relevant
     why: str = ""  # "Why: ..." line under a see-a-PT referral
-    notice: str = ""  # text with no citation: the "not covered" reply, a referral-only reply
+    notice: str = ""  # uncited text: the "not covered" reply, a referral-only reply, a condition's helper
     blocks: tuple[Block, ...] = ()
     disclaimer: str = ""
     missing: tuple[str, ...] = ()  # not covered: the question's words the sources never use

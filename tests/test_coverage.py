@@ -88,6 +88,20 @@ def test_named_conditions_point_to_who_can_help(bot) -> None:
     assert "spinal stenosis" in answer.answer and "doctor or physical therapist" in answer.answer
 
 
+def test_a_condition_is_named_as_a_condition(bot) -> None:
+    read = bot.retriever.reader.read("I'm pregnant, is the 12-3-30 ok for my back?")
+    assert set(read.conditions) == {"pregnancy"}  # `condition_names`: not "don't discuss pregnant"
+
+
+def test_an_answered_question_naming_an_undiscussed_condition_says_who_can_help(bot) -> None:
+    answer = bot.ask("I have flat feet. How do I do the glute bridge?")
+    assert answer.covered and answer.citations
+    assert "don't discuss flat feet" in answer.notice and "podiatrist" in answer.notice
+    assert answer.answer.index("flat feet") < answer.answer.index("[1]")  # said before the steps
+    plain = bot.ask("How do I do the glute bridge?")
+    assert plain.covered and not plain.notice
+
+
 def test_not_covered_reply_offers_the_nearest_topic(bot) -> None:
     answer = bot.ask("how long should I hold a side plank?")
     if not answer.covered:
