@@ -204,9 +204,9 @@ def condition_note(read: ReadQuery, cited: Sequence[str]) -> str:
     """For an answered question that names a condition the cited passages never mention ("I
     have scoliosis: how do I do the bird dog?"): the general answer stands, and this line says
     the sources don't discuss that condition and who can help with it."""
-    plain = " ".join(cited).lower()
+    plain = " ".join(cited)
     for condition, who in read.conditions.items():
-        if not re.search(rf"\b{re.escape(condition)}\b", plain):
+        if not re.search(rf"\b{re.escape(condition)}\b", plain, re.I):
             return _condition_line(condition, who)
     return ""
 
