@@ -57,6 +57,7 @@ class NgramVectorizer:
         (`_WORD_CACHE` words): in a long message or a long conversation most words recur,
         and this is most of the model's own cost.
         """
+        # kept beside the fields, not as one: models pickled before this cache existed load as they are
         cache: dict[str, list[int]] = self.__dict__.setdefault("_word_ids", {})
         out: list[int] = []
         vocabulary = self.vocabulary
