@@ -26,6 +26,7 @@ from assistant.compose import (
     check_citations,
     condition_note,
     detect_intent,
+    hedge_note,
     not_covered,
     overview,
     topic_name,
@@ -290,7 +291,7 @@ class Assistant:
 
         t = time.perf_counter()
         covered = got.p_covered >= self.coverage.threshold
-        composed = None
+        composed, hedged = None, False
         if covered:
             query = got.read.text
             if triage.level is TriageLevel.SEE_PT:
@@ -298,9 +299,13 @@ class Assistant:
             else:
                 composed = self.composer.compose(query, got.hits, got.vector, voted=got.voted)
             covered = composed.covered
-            note = condition_note(got.read, [c.text for c in composed.citations]) if covered else ""
-            if note:
-                composed = replace(composed, notice=note)
+            notes = [condition_note(got.read, [c.text for c in composed.citations])] if covered else []
+            if covered and not got.follow_up and self.coverage.hedged(got.p_covered):
+                hedged = True  # a follow-up's coverage is the conversation's, not this model's
+                nearest = topic_name(got.hits[0].chunk) if got.hits else None
+                notes.insert(0, hedge_note(nearest, refer=not any(notes)))
+            if any(notes):
+                composed = replace(composed, notice=" ".join(n for n in notes if n))
         backend, fallback = "extractive", ""
         if covered and composed is not None and self.writer is not None:
             t_llm = time.perf_counter()
@@ -352,6 +357,7 @@ class Assistant:
             missing=tuple(composed.missing),
             nearest_topic=composed.nearest_topic,
             follow_up=got.follow_up,
+            hedged=hedged and composed.covered,
             backend=backend,
             fallback_reason=fallback,
         )

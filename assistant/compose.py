@@ -193,6 +193,15 @@ def not_covered(
     return " ".join(lines), missing
 
 
+def hedge_note(nearest: str | None, *, refer: bool = True) -> str:
+    """The line above an answer the coverage model is unsure of (`CoverageModel.hedged`): the
+    closest the sources come may not be what was asked, and the reader should know. `refer`
+    is False when a condition's note already says who can help."""
+    where = f" (from “{nearest}”)" if nearest else ""
+    line = f"The sources may not answer exactly this: below is the closest they come{where}."
+    return f"{line} If it misses your question, a physical therapist can answer it." if refer else line
+
+
 def _condition_line(condition: str, who: str) -> str:
     return (
         f"The sources here don't discuss {condition}. For advice about it, {who} can assess you "

@@ -494,6 +494,9 @@ class CoverageModel:
     mean: dict[str, float]
     scale: dict[str, float]
     threshold: float = 0.5
+    # A covered answer whose p(covered) is under this carries a hedge (`compose.hedge_note`): the
+    # band where answered questions are most often ones the sources don't quite answer. 0: never.
+    hedge_below: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)  # how and on what it was fitted
 
     @classmethod
@@ -506,6 +509,7 @@ class CoverageModel:
                 mean={f: float(data["mean"][f]) for f in FEATURES},
                 scale={f: float(data["scale"][f]) or 1.0 for f in FEATURES},
                 threshold=float(data.get("threshold", 0.5)),
+                hedge_below=float(data.get("hedge_below", 0.0)),
                 info=dict(data.get("info") or {}),
             )
         except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
@@ -515,6 +519,11 @@ class CoverageModel:
             ) from exc
         if not 0.0 < model.threshold < 1.0:
             raise ConfigError(f"coverage threshold must be in (0, 1), got {model.threshold}")
+        if model.hedge_below and not model.threshold <= model.hedge_below < 1.0:
+            raise ConfigError(
+                f"coverage hedge_below must be 0 or in [threshold, 1), got {model.hedge_below}; "
+                "refit it with `python -m assistant.coverage_tuning fit`"
+            )
         return model
 
     def probability(self, evidence: Evidence) -> float:
@@ -526,6 +535,10 @@ class CoverageModel:
     def covered(self, evidence: Evidence) -> bool:
         return self.probability(evidence) >= self.threshold
 
+    def hedged(self, p_covered: float) -> bool:
+        """Answered, but in the band where the answer may miss what was asked."""
+        return self.threshold <= p_covered < self.hedge_below
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "features": list(FEATURES),
@@ -534,6 +547,7 @@ class CoverageModel:
             "mean": self.mean,
             "scale": self.scale,
             "threshold": self.threshold,
+            "hedge_below": self.hedge_below,
             "info": self.info,
         }
 

@@ -36,6 +36,9 @@ QUESTIONS_DIR = PROJECT_ROOT / "evals" / "data" / "questions"
 ANSWERS_FILE = PROJECT_ROOT / "evals" / "data" / "answers.jsonl"
 RETRIEVAL_FILE = PROJECT_ROOT / "evals" / "data" / "retrieval.jsonl"
 
+# Share of the answered covered dev questions whose answer carries the hedge line: a hedge on one
+# answer in ten is a small price for saying so on about half of the answered uncovered ones.
+HEDGE_SHARE = 0.10
 
 def split_of(case_id: str) -> str:
     """'dev' or 'test', from a SHA-256 hash of the id (stable across runs and machines)."""
@@ -187,12 +190,19 @@ def fit(
         tnr = (~pred & (y == 0)).sum() / max((y == 0).sum(), 1)
         if tpr >= min_answered and (tpr + tnr) / 2 > best + 1e-9:
             best_t, best = float(t), float((tpr + tnr) / 2)
+    # The hedge band: answered covered questions under `hedge_below` get a line saying the sources
+    # may not answer exactly this. Set so HEDGE_SHARE of the answered covered dev questions carry
+    # it (cross-validated, as the threshold); on dev that band holds about half of the uncovered
+    # questions that are answered anyway.
+    answered = p[(y == 1) & (p >= best_t)]
+    hedge = float(np.quantile(answered, HEDGE_SHARE)) if len(answered) else 0.0
     return CoverageModel(
         weights={f: round(float(w), 4) for f, w in zip(FEATURES, lr.coef_[0], strict=True)},
         intercept=round(float(lr.intercept_[0]), 4),
         mean={f: round(float(v), 4) for f, v in zip(FEATURES, mean, strict=True)},
         scale={f: round(float(v), 4) for f, v in zip(FEATURES, scale, strict=True)},
         threshold=round(best_t, 3),
+        hedge_below=round(max(hedge, best_t), 3),
         info={**(info or {}), "dev_balanced_accuracy": round(best, 3), "min_answered": min_answered},
     )
 
@@ -200,11 +210,20 @@ def fit(
 def scores(model: CoverageModel, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     from assistant.coverage import Evidence
 
-    pred = np.array([model.covered(Evidence(*row)) for row in x])
+    p = np.array([model.probability(Evidence(*row)) for row in x])
+    pred = p >= model.threshold
+    hedged = np.array([model.hedged(v) for v in p])
+
+    def share(of: np.ndarray) -> float:
+        return round(float(of.mean()), 3) if len(of) else float("nan")
+
     return {
         "n": int(len(y)),
-        "covered_answered": round(float(pred[y == 1].mean()), 3) if (y == 1).any() else float("nan"),
-        "uncovered_declined": round(float((~pred[y == 0]).mean()), 3) if (y == 0).any() else float("nan"),
+        "covered_answered": share(pred[y == 1]),
+        "uncovered_declined": share(~pred[y == 0]),
+        # of the answered ones: covered answers that carry the hedge, and uncovered ones that do
+        "covered_answered_hedged": share(hedged[(y == 1) & pred]),
+        "uncovered_answered_hedged": share(hedged[(y == 0) & pred]),
     }
 
 

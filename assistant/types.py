@@ -187,6 +187,7 @@ class Answer:
     missing: tuple[str, ...] = ()  # not covered: the question's words the sources never use
     nearest_topic: str | None = None  # not covered: the closest section the sources do have
     follow_up: bool = False  # resolved against the conversation's topic
+    hedged: bool = False  # covered, but the sources may not answer exactly this (`notice` says so)
     backend: str = "extractive"  # who wrote the answer's statements: extractive, openai or ollama
     fallback_reason: str = ""  # why a language model's answer was not used (then backend is extractive)
 
@@ -220,6 +221,7 @@ class Answer:
             "missing": list(self.missing),
             "nearest_topic": self.nearest_topic,
             "follow_up": self.follow_up,
+            "hedged": self.hedged,
             "backend": self.backend,
             **({"fallback_reason": self.fallback_reason} if self.fallback_reason else {}),
         }

@@ -25,6 +25,7 @@ class SystemAnswer:
     response: str
     citations: list[str]  # text of citation n at index n-1
     covered: bool = True
+    hedged: bool = False  # covered, with a line saying the sources may not answer exactly this
     level: str | None = None  # triage level; None for systems without triage
     reasons: list[str] = field(default_factory=list)
     policy_text: list[str] = field(default_factory=list)  # triage wording put before the advice
@@ -82,6 +83,7 @@ class Ours:
             response=a.answer,
             citations=[c.text for c in sorted(a.citations, key=lambda c: c.n)],
             covered=a.covered,
+            hedged=a.hedged,
             level=str(a.triage.level),
             reasons=list(a.triage.reasons),
             policy_text=[a.triage.referral, *a.triage.reasons] if a.triage.referral else [],

@@ -102,6 +102,39 @@ def test_an_answered_question_naming_an_undiscussed_condition_says_who_can_help(
     assert plain.covered and not plain.notice
 
 
+def test_an_answer_in_the_unsure_band_says_the_sources_may_not_answer_exactly_this(bot, monkeypatch) -> None:
+    """Under `hedge_below` an answer keeps its content and gains one line saying so; a
+    follow-up, whose coverage is the conversation's, never does."""
+    from dataclasses import replace
+
+    question = "How do I do the glute bridge?"
+    sure = bot.ask(question)
+    assert sure.covered and not sure.hedged and not sure.notice
+    monkeypatch.setattr(bot, "coverage", replace(bot.coverage, hedge_below=1.0))  # every answer is unsure
+    unsure = bot.ask(question)
+    assert unsure.covered and unsure.hedged and unsure.to_dict()["hedged"] is True
+    assert unsure.notice.startswith("The sources may not answer exactly this")
+    assert unsure.answer.index("may not answer") < unsure.answer.index("[1]")
+    assert [c.chunk_id for c in unsure.citations] == [c.chunk_id for c in sure.citations]
+    history = [{"role": "user", "content": question}, {"role": "assistant", "content": sure.answer}]
+    follow = bot.ask("and how many reps?", history)
+    assert follow.follow_up and not follow.hedged
+
+
+def test_a_hedge_band_below_the_threshold_is_a_config_error(tmp_path) -> None:
+    import yaml
+
+    from assistant.coverage import MODEL_FILE
+    from assistant.errors import ConfigError
+
+    raw = yaml.safe_load(MODEL_FILE.read_text(encoding="utf-8"))
+    assert raw["threshold"] <= raw["hedge_below"] < 1  # as fitted
+    raw["hedge_below"] = raw["threshold"] / 2
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(ConfigError, match="hedge_below"):
+        CoverageModel.load(tmp_path / "model.yaml")
+
+
 def test_not_covered_reply_offers_the_nearest_topic(bot) -> None:
     answer = bot.ask("how long should I hold a side plank?")
     if not answer.covered:

@@ -56,6 +56,7 @@ def score_questions(
     for system in systems:
         rows = []
         hits, firsts, refusals, declined, follow = [], [], [], [], []
+        hedged_covered, hedged_uncovered = [], []  # of the answered ones
         by_style: dict[str, list[float]] = {s: [] for s in styles}
         for case in covered:
             ans = system.answer(case["question"])
@@ -63,6 +64,8 @@ def score_questions(
             hits.append(float(hit))
             firsts.append(float(first))
             refusals.append(float(refused(ans)))
+            if ans.covered:
+                hedged_covered.append(float(ans.hedged))
             by_style[str(case.get("style") or "plain")].append(float(hit))
             rows.append(
                 {
@@ -78,6 +81,8 @@ def score_questions(
             ans = system.answer(case["question"])
             ok = not ans.covered and (ans.level or "self_care") in ("self_care", "see_pt", "out_of_scope")
             declined.append(float(ok))
+            if ans.covered:
+                hedged_uncovered.append(float(ans.hedged))
             rows.append(
                 {"id": case["id"], "user_input": case["question"], "response": ans.response, "declined": ok}
             )
@@ -101,6 +106,8 @@ def score_questions(
             "covered_refused": float(sum(refusals)) if covered else None,
             "uncovered_declined": mean(declined) if declined else None,
             "follow_up_hit": mean(follow) if follow else None,
+            "covered_hedged": mean(hedged_covered) if hedged_covered else None,
+            "uncovered_hedged": mean(hedged_uncovered) if hedged_uncovered else None,
             **{f"cited_hit[{s}]": (mean(v) if v else None) for s, v in by_style.items()},
         }
         records[system.name] = rows
@@ -129,6 +136,16 @@ def score_questions(
         ),
         metric("uncovered_declined", "share of in-domain uncovered questions answered 'not covered'"),
         metric("follow_up_hit", "share of follow-ups whose citations hold the passage they refer to"),
+        metric(
+            "covered_hedged",
+            "of the covered questions answered, the share whose answer says the sources may not answer "
+            "exactly this",
+            higher_is_better=False,
+        ),
+        metric(
+            "uncovered_hedged",
+            "of the in-domain uncovered questions answered anyway, the share whose answer says so",
+        ),
         *[metric(f"cited_hit[{s}]", f"cited_hit on the '{s}' questions") for s in styles],
     ]
     return SuiteResult(
