@@ -76,8 +76,10 @@ def test_why_question_names_the_causes_spread_over_sections(bot) -> None:
     causes the article gives in different sections and sentences all get a say."""
     answer = bot.ask("why does my back hurt on incline?")
     text = answer.answer.lower()
-    named = [c for c in ("posture", "gravity", "too much too soon", "hip flexor", "core", "glute") if c in text]
-    assert len(named) >= 5, named
+    # the causes issue 9 lists: posture, gravity, too much too soon, holding the rails, weak core,
+    # glutes and hip flexors
+    causes = ("posture", "gravity", "too much too soon", "holding onto the treadmill", "hip flexor", "core", "glute")
+    assert [c for c in causes if c not in text] == []
     assert len({c.section for c in answer.citations}) >= 3
 
 
