@@ -299,13 +299,15 @@ class Assistant:
             else:
                 composed = self.composer.compose(query, got.hits, got.vector, voted=got.voted)
             covered = composed.covered
-            notes = [condition_note(got.read, [c.text for c in composed.citations])] if covered else []
-            if covered and not got.follow_up and self.coverage.hedged(got.p_covered):
-                hedged = True  # a follow-up's coverage is the conversation's, not this model's
+            if covered:
+                condition = condition_note(got.read, [c.text for c in composed.citations])
+                # a follow-up's coverage is the conversation's, not this model's: never hedged
+                hedged = not got.follow_up and self.coverage.hedged(got.p_covered)
                 nearest = topic_name(got.hits[0].chunk) if got.hits else None
-                notes.insert(0, hedge_note(nearest, refer=not any(notes)))
-            if any(notes):
-                composed = replace(composed, notice=" ".join(n for n in notes if n))
+                hedge = hedge_note(nearest, refer=not condition) if hedged else ""
+                notice = " ".join(n for n in (hedge, condition) if n)
+                if notice:
+                    composed = replace(composed, notice=notice)
         backend, fallback = "extractive", ""
         if covered and composed is not None and self.writer is not None:
             t_llm = time.perf_counter()
@@ -357,7 +359,7 @@ class Assistant:
             missing=tuple(composed.missing),
             nearest_topic=composed.nearest_topic,
             follow_up=got.follow_up,
-            hedged=hedged and composed.covered,
+            hedged=hedged,
             backend=backend,
             fallback_reason=fallback,
         )

@@ -119,6 +119,13 @@ def test_an_answer_in_the_unsure_band_says_the_sources_may_not_answer_exactly_th
     history = [{"role": "user", "content": question}, {"role": "assistant", "content": sure.answer}]
     follow = bot.ask("and how many reps?", history)
     assert follow.follow_up and not follow.hedged
+    # the guardrail still speaks first: a see-a-PT referral, then the hedge, then the advice
+    from assistant.types import TriageLevel
+
+    referred = bot.ask("my back hurts more the next day after every treadmill walk, what can I do?")
+    assert referred.triage.level is TriageLevel.SEE_PT and referred.hedged
+    assert referred.answer.startswith(referred.triage.referral.strip())
+    assert referred.answer.index(referred.triage.referral.strip()) < referred.answer.index("may not answer")
 
 
 def test_a_hedge_band_below_the_threshold_is_a_config_error(tmp_path) -> None:
