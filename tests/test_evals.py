@@ -289,3 +289,27 @@ def test_own_questions_split_dev_test_by_a_stable_hash() -> None:
     assert sum(not c.covered for c in dev) >= 30  # in-domain uncovered questions to fit on
     styles = {c.style for c in cases if c.source == "covered"}
     assert len(styles) >= 6
+
+
+def test_questions_suite_counts_urgent_and_emergency_replies_to_covered_questions_as_false_alarms() -> None:
+    """A see-a-PT referral can be right for a covered question ("worse the next day, do I need a
+    PT?"); urgent or emergency care never is, and a system without triage is not judged."""
+    from evals.suites.questions import score_questions
+    from evals.systems import SystemAnswer
+
+    class Scripted:
+        name = "ours"
+
+        def __init__(self, levels: dict[str, str | None]) -> None:
+            self.levels = levels
+
+        def answer(self, message: str, history=()) -> SystemAnswer:
+            return SystemAnswer(response="", citations=[], level=self.levels[message])
+
+    covered = [{"id": f"c{i}", "question": q, "expect_any": ["x"]} for i, q in enumerate("abcd")]
+    levels = {"a": "self_care", "b": "see_pt", "c": "urgent", "d": "emergency"}
+    result = score_questions([Scripted(levels)], covered, [], [], name="q", description="")
+    values = {m.name: m.values["ours"] for m in result.metrics}
+    assert values["covered_escalated"] == 0.5
+    untriaged = score_questions([Scripted(dict.fromkeys(levels))], covered, [], [], name="q", description="")
+    assert {m.name: m.values["ours"] for m in untriaged.metrics}["covered_escalated"] is None

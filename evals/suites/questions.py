@@ -39,6 +39,17 @@ def refused(ans: SystemAnswer) -> bool:
     return not ans.covered and (ans.level or "self_care") == "self_care"
 
 
+ALARM_LEVELS = ("urgent", "emergency")
+
+
+def escalated(ans: SystemAnswer) -> bool:
+    """A covered question (no sign in it) sent to urgent or emergency care: a false alarm.
+
+    See-a-PT is left out: "my back is worse the next day, do I need a PT?" is a covered
+    question that carries that sign, and the article itself says so."""
+    return (ans.level or "self_care") in ALARM_LEVELS
+
+
 def score_questions(
     systems: Sequence[Answerer],
     covered: Sequence[dict[str, Any]],
@@ -55,7 +66,7 @@ def score_questions(
     styles = sorted({str(c.get("style") or "plain") for c in covered})
     for system in systems:
         rows = []
-        hits, firsts, refusals, declined, follow = [], [], [], [], []
+        hits, firsts, refusals, declined, follow, alarms = [], [], [], [], [], []
         hedged_covered, hedged_uncovered = [], []  # of the answered ones
         by_style: dict[str, list[float]] = {s: [] for s in styles}
         for case in covered:
@@ -64,6 +75,8 @@ def score_questions(
             hits.append(float(hit))
             firsts.append(float(first))
             refusals.append(float(refused(ans)))
+            if ans.level is not None:  # systems without triage have no level to judge
+                alarms.append(float(escalated(ans)))
             if ans.covered:
                 hedged_covered.append(float(ans.hedged))
             by_style[str(case.get("style") or "plain")].append(float(hit))
@@ -105,6 +118,7 @@ def score_questions(
             "first_citation_hit": mean(firsts) if firsts else None,
             "covered_refused": float(sum(refusals)) if covered else None,
             "uncovered_declined": mean(declined) if declined else None,
+            "covered_escalated": mean(alarms) if alarms else None,
             "follow_up_hit": mean(follow) if follow else None,
             "covered_hedged": mean(hedged_covered) if hedged_covered else None,
             "uncovered_hedged": mean(hedged_uncovered) if hedged_uncovered else None,
@@ -135,6 +149,11 @@ def score_questions(
             higher_is_better=False,
         ),
         metric("uncovered_declined", "share of in-domain uncovered questions answered 'not covered'"),
+        metric(
+            "covered_escalated",
+            "share of covered questions sent to urgent or emergency care (false alarms)",
+            higher_is_better=False,
+        ),
         metric("follow_up_hit", "share of follow-ups whose citations hold the passage they refer to"),
         metric(
             "covered_hedged",
