@@ -20,8 +20,10 @@ from assistant.errors import ConfigError
 from assistant.triage import ESCALATING, TriagePolicy, Triager
 from assistant.triage.corpus import Example, load_corpus, split_of, training_units
 from assistant.triage.decide import decide
+from assistant.triage.model import Thresholds
 from assistant.triage.segment import WHOLE_CHARS, units, window
-from assistant.triage.train import analyse_all, ensure_model, metrics, tune_thresholds
+from assistant.triage.train import analyse_all, ensure_model, metrics
+from assistant.triage.tuning import LEVELS, DevScores, tune_once, tune_thresholds
 from assistant.types import TriageLevel, Turn
 
 E, U, P, S, OOS = (
@@ -96,6 +98,29 @@ def test_a_buried_sign_is_a_unit_of_its_own() -> None:
     assert labelled["Anyway, which shoes do you like"] == "none"
 
 
+def test_own_test_split_questions_stay_out_of_the_triage_corpus(corpus: list[Example]) -> None:
+    """The questions suite's test split is the triage model's out-of-corpus check of false
+    alarms on plain questions; only dev-split questions may be training negatives."""
+    from assistant.coverage_tuning import split_of as question_split
+    from evals import DATA_DIR
+
+    questions = {}
+    for name in ("covered", "uncovered"):
+        for line in (DATA_DIR / "questions" / f"{name}.jsonl").read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            questions[row["id"]] = row["question"]
+    own = [e for e in corpus if e.source == "own_questions_en"]
+    assert len(own) >= 1000
+    for e in own:
+        qid = e.id.removeprefix("oq-")
+        assert questions.get(qid) == e.text, f"{e.id}: not the text of question {qid}"
+        assert question_split(qid) == "dev", f"{e.id}: a test-split question in the triage corpus"
+        assert e.level is S and not e.signs
+
+
+# ----------------------------------------------------------------------------- held-out figures
+
+
 # ----------------------------------------------------------------------------- held-out figures
 
 
@@ -111,6 +136,46 @@ def test_held_out_test_split_recall_and_false_alarms(test_split: dict) -> None:
     assert test_split["recall_see_pt_or_higher"] >= 0.85
     assert test_split["false_alarms_negatives"] <= 0.22
     assert test_split["out_of_scope_recognised"] >= 0.50
+
+
+def test_tuning_judges_thresholds_as_decide_does(
+    triager: Triager, corpus: list[Example], embedder: Embedder
+) -> None:
+    """Tuning scores hundreds of candidates in numpy (`DevScores.levels`); each must give every
+    dev message the level `decide` gives it, or the thresholds tuned are not the ones applied."""
+    assert triager.model is not None
+    dev = [e for e in corpus if e.split == "dev"][::3]
+    analyses = analyse_all(triager.model, dev, triager.policy, embedder)
+    scores = DevScores.of(analyses, dev, triager.policy)
+    candidates = [
+        triager.thresholds,
+        Thresholds({E: 0.1, U: 0.2, P: 0.3}, 0.3),
+        Thresholds({E: 0.6, U: 0.5, P: 0.9}, 0.9),
+        Thresholds({E: 0.05, U: 0.95, P: 0.05}, 0.05),
+    ]
+    for t in candidates:
+        fast = [LEVELS[i] for i in scores.levels(t)]
+        assert fast == [decide(a, triager.policy, t).level for a in analyses], t
+
+
+def test_bagged_thresholds_are_repeatable_and_meet_the_floors(
+    triager: Triager, corpus: list[Example], embedder: Embedder
+) -> None:
+    """The median over resamples is the same on every run (fixed seed) and, like one tuning,
+    meets the recall floors on the whole of dev; with no resamples it is one tuning."""
+    assert triager.model is not None
+    dev = [e for e in corpus if e.split == "dev"]
+    analyses = analyse_all(triager.model, dev, triager.policy, embedder)
+    policy = triager.policy
+    few = policy.model_copy(update={"costs": policy.costs.model_copy(update={"threshold_resamples": 20})})
+    once = policy.model_copy(update={"costs": policy.costs.model_copy(update={"threshold_resamples": 0})})
+    bagged = tune_thresholds(analyses, dev, few)
+    assert bagged == tune_thresholds(analyses, dev, few)
+    assert tune_thresholds(analyses, dev, once) == tune_once(DevScores.of(analyses, dev, once), once)
+    got = [decide(a, policy, bagged) for a in analyses]
+    for level, floor in policy.costs.min_recall.items():
+        rows = [g for e, g in zip(dev, got, strict=True) if e.level is level]
+        assert sum(g.level.severity >= level.severity for g in rows) / len(rows) >= floor, level
 
 
 def test_the_thresholds_served_are_the_ones_dev_chooses(

@@ -113,6 +113,13 @@ class CostPolicy(_Model):
         description="Recall floor on dev per level (that level or higher): thresholds that miss it "
         "are passed over while any other meets it, whatever they save in false alarms.",
     )
+    threshold_resamples: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="Bootstrap resamples of dev whose chosen thresholds are bagged (median per "
+        "level); 0 tunes once on dev.",
+    )
 
 
 class ModelPolicy(_Model):

@@ -25,13 +25,13 @@ import numpy as np
 from assistant.config import Settings
 from assistant.triage.corpus import Example, gate_windows, load_corpus, training_units
 from assistant.triage.decide import Analysis, decide
-from assistant.triage.model import Thresholds, TriageModel, fingerprint
-from assistant.triage.policy import ESCALATING, ModelPolicy, TriagePolicy
+from assistant.triage.model import TriageModel, fingerprint
+from assistant.triage.policy import ModelPolicy, TriagePolicy
 from assistant.triage.segment import WHOLE_CHARS
+from assistant.triage.tuning import cost, tune_thresholds
 from assistant.types import Triage, TriageLevel
 
 log = logging.getLogger(__name__)
-GRID = [round(x, 3) for x in np.arange(0.05, 0.951, 0.025)]
 POSITIVE_STYLES = (
     "terse",
     "lay",
@@ -45,7 +45,7 @@ POSITIVE_STYLES = (
 )
 KEEP_MODELS = 4  # cached models kept, newest first
 # the modules whose code the trained model and its tuned thresholds depend on
-_CODE = ("corpus.py", "decide.py", "model.py", "patterns.py", "segment.py", "train.py")
+_CODE = ("corpus.py", "decide.py", "model.py", "patterns.py", "segment.py", "train.py", "tuning.py")
 
 
 # --------------------------------------------------------------------------- building
@@ -138,69 +138,6 @@ def analyse_all(
 
     triager = Triager(policy, model, embedder, known_words(embedder))
     return [triager.analyse(e.text) for e in examples]
-
-
-# --------------------------------------------------------------------------- tuning
-
-
-def cost(expected: TriageLevel, got: Triage, policy: TriagePolicy) -> float:
-    """A miss costs the policy's price for the level missed; a false alarm, per level too high."""
-    e, g = expected.severity, got.level.severity
-    if e > g:
-        return policy.costs.missed[expected]
-    if g > e:
-        return policy.costs.false_alarm * (g - e)
-    if expected is TriageLevel.OUT_OF_SCOPE and got.level is not TriageLevel.OUT_OF_SCOPE:
-        return policy.costs.missed_out_of_scope
-    if expected is not TriageLevel.OUT_OF_SCOPE and got.level is TriageLevel.OUT_OF_SCOPE:
-        return policy.costs.refused_in_scope
-    return 0.0
-
-
-def tune_thresholds(
-    analyses: Sequence[Analysis], examples: Sequence[Example], policy: TriagePolicy
-) -> Thresholds:
-    """Coordinate descent over each level's threshold (then scope's), lowest cost on dev.
-
-    Thresholds that miss the policy's recall floors (`costs.min_recall`) are passed over while
-    any other meets them; then those whose false alarms on dev negatives exceed the budget;
-    among equal costs the middle of the plateau wins.
-    """
-    t = Thresholds()
-    negatives = [i for i, e in enumerate(examples) if e.level.severity == 0]
-    floors = {
-        level: (floor, [i for i, e in enumerate(examples) if e.level is level])
-        for level, floor in policy.costs.min_recall.items()
-    }
-
-    def score(candidate: Thresholds) -> tuple[float, float, float]:
-        got = [decide(a, policy, candidate) for a in analyses]
-        total = sum(cost(e.level, g, policy) for e, g in zip(examples, got, strict=True))
-        alarms = sum(got[i].level.severity > 0 for i in negatives) / max(1, len(negatives))
-        over = max(0.0, alarms - policy.costs.false_alarm_budget)
-        short = sum(
-            max(0.0, floor - sum(got[i].level.severity >= level.severity for i in rows) / len(rows))
-            for level, (floor, rows) in floors.items()
-            if rows
-        )
-        return (short, over, total)
-
-    knobs: list[TriageLevel | str] = [*ESCALATING, "out_of_scope"]
-    for _ in range(2):
-        for knob in knobs:
-            results = [(score(_with(t, knob, value)), value) for value in GRID]
-            best = min(r for r, _ in results)
-            plateau = [v for r, v in results if r == best]
-            t = _with(t, knob, plateau[len(plateau) // 2])
-    return t
-
-
-def _with(t: Thresholds, knob: TriageLevel | str, value: float) -> Thresholds:
-    levels = dict(t.levels)
-    if isinstance(knob, TriageLevel):
-        levels[knob] = value
-        return Thresholds(levels, t.out_of_scope)
-    return Thresholds(levels, value)
 
 
 # --------------------------------------------------------------------------- reporting
