@@ -40,6 +40,7 @@ RETRIEVAL_FILE = PROJECT_ROOT / "evals" / "data" / "retrieval.jsonl"
 # answer in ten is a small price for saying so on about half of the answered uncovered ones.
 HEDGE_SHARE = 0.10
 
+
 def split_of(case_id: str) -> str:
     """'dev' or 'test', from a SHA-256 hash of the id (stable across runs and machines)."""
     return "dev" if int(hashlib.sha256(case_id.encode()).hexdigest()[:8], 16) % 2 == 0 else "test"

@@ -29,7 +29,7 @@ GRID = [round(x, 3) for x in np.arange(0.05, 0.951, 0.025)]
 LEVELS = list(TriageLevel)
 _INDEX = {level: i for i, level in enumerate(LEVELS)}
 _SEVERITY = np.array([level.severity for level in LEVELS])
-_BY_SEVERITY = {level.severity: _INDEX[level] for level in (*ESCALATING, TriageLevel.SELF_CARE)}
+_ESCALATING_SEVERITY = np.array([level.severity for level in ESCALATING])
 _NEVER = Thresholds(dict.fromkeys(ESCALATING, math.inf), math.inf)
 
 
@@ -85,16 +85,23 @@ class DevScores:
     def levels(self, t: Thresholds) -> np.ndarray:
         """The level `decide` gives each message under `t`, as an index into LEVELS."""
         cut = np.array([t.levels[level] for level in ESCALATING])
-        severities = np.array([level.severity for level in ESCALATING])
-        reached = np.where(self.top >= cut, severities, -1).max(axis=1)
+        reached = np.where(self.top >= cut, _ESCALATING_SEVERITY, -1).max(axis=1)
         severity = np.maximum(self.fixed, reached)
         out = self.always_out | (self.scope >= t.out_of_scope)
         got = np.full(len(severity), _INDEX[TriageLevel.SELF_CARE])
         got[out] = _INDEX[TriageLevel.OUT_OF_SCOPE]
-        for s, index in _BY_SEVERITY.items():
-            if s > 0:
-                got[severity == s] = index
+        for level in ESCALATING:  # a sign found outranks out-of-scope
+            got[severity == level.severity] = _INDEX[level]
         return got
+
+    def recall(self, t: Thresholds, level: TriageLevel) -> float:
+        return _recall(self.expected, self.levels(t), level)
+
+
+def _recall(expected: np.ndarray, got: np.ndarray, level: TriageLevel) -> float:
+    """Share of the messages of `level` given that level or a more severe one (1 if there are none)."""
+    rows = expected == _INDEX[level]
+    return float((_SEVERITY[got[rows]] >= level.severity).mean()) if rows.any() else 1.0
 
 
 def _cost_matrix(policy: TriagePolicy) -> np.ndarray:
@@ -111,10 +118,6 @@ def tune_once(scores: DevScores, policy: TriagePolicy) -> Thresholds:
     costs = _cost_matrix(policy)
     expected_severity = _SEVERITY[scores.expected]
     negatives = expected_severity == 0
-    floors = [
-        (level.severity, floor, scores.expected == _INDEX[level])
-        for level, floor in policy.costs.min_recall.items()
-    ]
 
     def score(candidate: Thresholds) -> tuple[float, float, float]:
         got = scores.levels(candidate)
@@ -123,7 +126,8 @@ def tune_once(scores: DevScores, policy: TriagePolicy) -> Thresholds:
         alarms = float((severity[negatives] > 0).sum()) / max(1, int(negatives.sum()))
         over = max(0.0, alarms - policy.costs.false_alarm_budget)
         short = sum(
-            max(0.0, floor - float((severity[rows] >= s).mean())) for s, floor, rows in floors if rows.any()
+            max(0.0, floor - _recall(scores.expected, got, level))
+            for level, floor in policy.costs.min_recall.items()
         )
         return (round(short, 9), round(over, 9), round(total, 9))
 
@@ -160,11 +164,7 @@ def tune_thresholds(
         _on_grid(np.median([p.out_of_scope for p in picked])),
     )
     for level, floor in policy.costs.min_recall.items():
-        rows = scores.expected == _INDEX[level]
-        while rows.any() and t.levels[level] > GRID[0]:
-            severity = _SEVERITY[scores.levels(t)]
-            if float((severity[rows] >= level.severity).mean()) >= floor:
-                break
+        while scores.recall(t, level) < floor and t.levels[level] > GRID[0]:
             t = _with(t, level, GRID[GRID.index(t.levels[level]) - 1])
     return t
 
