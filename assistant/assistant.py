@@ -9,6 +9,7 @@ follow a red flag, and nothing downstream can lower the level.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -128,7 +129,9 @@ class Assistant:
         self.examples.cache_at(settings.cache_dir / "coverage", str(embedder.model_path), *sources)
         ids, matrix = retriever.vector_matrix()
         chunks = [retriever.chunk(i) for i in ids]
-        self.examples.know(matrix, [c.source for c in chunks], ids, [c.text for c in chunks])
+        self.examples.know(
+            matrix, [c.source for c in chunks], ids, [c.text for c in chunks], read=self._read_for_search
+        )
         self._overview = overview(retriever.chunks)
         self.embedder = embedder
         self.retriever = retriever
@@ -182,7 +185,7 @@ class Assistant:
         them back. Safe to run in a background thread while `ask` answers (the chat page does).
         """
         self.composer.warm_up(self.retriever.chunks, self.settings.cache_dir)
-        self.examples.rests(self.embedder, self.sentence_of)
+        self.examples.question_model(self.embedder, self.sentence_of)
         self.retriever.warm_up()
         self.triager.assess(WARM_UP_MESSAGE)
         warm_up_language()
@@ -405,9 +408,10 @@ class Assistant:
             # a follow-up on a covered topic is covered unless it names something new and rare
             follow.p_covered = max(follow.p_covered, self.coverage.threshold)
         # a message whose own words are better covered than the topic stands on its own
-        return (
-            own if own.p_covered > follow.p_covered and own.p_covered >= self.coverage.threshold else follow
-        )
+        own_p = own.p_covered
+        if math.isnan(follow.evidence.asked_covered):  # like with like: the question model counts for neither
+            own_p = self.coverage.probability(replace(own.evidence, asked_covered=math.nan))
+        return own if own_p > follow.p_covered and own.p_covered >= self.coverage.threshold else follow
 
     def search(
         self, read: ReadQuery, vector: np.ndarray, top_k: int | None = None, topic: Sequence[str] = ()
@@ -442,10 +446,27 @@ class Assistant:
         _, sentence = self.composer.closest_sentence([h.chunk for h in hits[:3]], own_vector)
         own_rest = rest(own_vector, sentence) if sentence is not None else None
         evidence = replace(
-            evidence, **self.examples.likeness(self.embedder, own_vector, own_rest, self.sentence_of)
+            evidence,
+            **self.examples.likeness(self.embedder, own_vector, own_rest, self.sentence_of),
+            asked_covered=self._asked(read, own_vector, own_rest, hits),
         )
         voted = self.examples.voted_phrases(self.embedder, vector)
         return Retrieved(read, hits, vector, evidence, self.coverage.probability(evidence), voted=voted)
+
+    def _asked(
+        self, read: ReadQuery, vector: np.ndarray, own_rest: np.ndarray | None, hits: Sequence[ScoredChunk]
+    ) -> float:
+        """The question model's log-odds (`Examples.asked`), or NaN (not counted) when the best
+        passage comes from a source added after the examples were labelled: what they learned
+        marks a question the old sources don't answer ("which rower should a beginner use?"),
+        not one a new document does."""
+        if hits and not self.examples.labelled_against(hits[0].chunk.source):
+            return float("nan")
+        return self.examples.asked(self.embedder, read.search, vector, own_rest, self.sentence_of)
+
+    def _read_for_search(self, question: str) -> str:
+        """A question as retrieval reads it (`ReadQuery.search`)."""
+        return self.retriever.reader.read(question).search
 
     def sentence_of(self, vector: np.ndarray) -> np.ndarray:
         """The vector of the sources' sentence closest to `vector`, among the units of its three

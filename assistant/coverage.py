@@ -33,6 +33,7 @@ import yaml
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
 from assistant.errors import ConfigError
+from assistant.question_model import QuestionModel
 from assistant.types import Chunk
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ FEATURES = (
     "like_covered_k",
     "rest_like_uncovered_k",
     "rest_like_covered_k",
+    "asked_covered",
 )
 # The `_k` likeness features average the NEIGHBOURS closest labelled examples of each kind: one
 # near-twin decides less than a neighbourhood does. 10 was best of 1, 3, 5, 10, 20 on dev
@@ -128,6 +130,8 @@ def holding(texts: Sequence[str], phrases: Sequence[Sequence[str]]) -> Any:
                 out[row, bisect.bisect_right(starts, hit) - 1] = 1.0
                 hit = joined.find(needle, hit + 1)
     return out
+
+
 EXAMPLES_FILE = RULES / "coverage_examples.yaml"
 
 
@@ -223,9 +227,7 @@ class Language:
             shorthand={str(k).lower(): str(v or "") for k, v in (data.get("shorthand") or {}).items()},
             everyday={str(k).lower(): str(v) for k, v in (data.get("everyday") or {}).items()},
             conditions={str(k).lower(): str(v) for k, v in (data.get("conditions") or {}).items()},
-            condition_names={
-                str(k).lower(): str(v) for k, v in (data.get("condition_names") or {}).items()
-            },
+            condition_names={str(k).lower(): str(v) for k, v in (data.get("condition_names") or {}).items()},
         )
 
 
@@ -461,6 +463,10 @@ class Evidence:
     like_covered_k: float = 0.0
     rest_like_uncovered_k: float = 0.0
     rest_like_covered_k: float = 0.0
+    # the question model's log-odds that a question asked in these words is covered
+    # (`question_model.py`: its words, vector and rest, weighed over every example at once);
+    # NaN, so not counted, when the best passage comes from a source added since the labels
+    asked_covered: float = 0.0
 
     def vector(self) -> list[float]:
         return [float(getattr(self, f)) for f in FEATURES]
@@ -527,8 +533,11 @@ class CoverageModel:
         return model
 
     def probability(self, evidence: Evidence) -> float:
+        """A feature that could not be measured (NaN) counts as the dev mean: it adds nothing."""
         z = self.intercept + sum(
-            self.weights[f] * (getattr(evidence, f) - self.mean[f]) / self.scale[f] for f in FEATURES
+            self.weights[f] * (value - self.mean[f]) / self.scale[f]
+            for f in FEATURES
+            if math.isfinite(value := getattr(evidence, f))
         )
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
@@ -591,6 +600,9 @@ class Examples:
         self._answered: tuple[dict[str, int], Any] | None = None  # see `know` and `votes`
         self._left_out: str | None = None  # see `without`
         self._rests: tuple[Any, Any] | None = None
+        self._kept: Any = None  # which uncovered examples are still uncovered (see `vectors`)
+        self._question_model: QuestionModel | None = None  # see `question_model`
+        self._read: Callable[[str], str] | None = None  # see `know`
         # where vectors and rests are kept between runs (`cache_at`); None: computed every run
         self.cache_file: Path | None = None
 
@@ -613,9 +625,10 @@ class Examples:
             with np.load(self.cache_file) as data:
                 self._vectors = (data["cov"], data["unc"])
                 self._rests = (data["cov_rest"], data["unc_rest"])
-        except Exception as exc:  # a broken cache is recomputed, never fatal
+                self._kept = data["unc_kept"]
+        except Exception as exc:  # a broken or older cache is recomputed, never fatal
             log.warning("Ignoring the unreadable examples cache %s (%s).", self.cache_file, exc)
-            self._vectors = self._rests = None
+            self._vectors = self._rests = self._kept = None
 
     def _save_cache(self) -> None:
         import os
@@ -630,7 +643,14 @@ class Examples:
             fd, tmp = tempfile.mkstemp(dir=self.cache_file.parent, suffix=".npz")
             with os.fdopen(fd, "wb") as fh:
                 cov, unc = self._vectors
-                np.savez(fh, cov=cov, unc=unc, cov_rest=self._rests[0], unc_rest=self._rests[1])
+                np.savez(
+                    fh,
+                    cov=cov,
+                    unc=unc,
+                    cov_rest=self._rests[0],
+                    unc_rest=self._rests[1],
+                    unc_kept=self._kept,
+                )
             os.replace(tmp, self.cache_file)
         except OSError as exc:  # a read-only cache folder only costs time
             log.warning("Could not keep the examples cache in %s (%s).", self.cache_file, exc)
@@ -657,6 +677,7 @@ class Examples:
         chunk_sources: Sequence[str],
         chunk_ids: Sequence[str] = (),
         chunk_texts: Sequence[str] = (),
+        read: Callable[[str], str] | None = None,
     ) -> None:
         """Tell the examples which knowledge base they are used with (every chunk's unit vector,
         source, id and text).
@@ -664,12 +685,16 @@ class Examples:
         An "uncovered" label is true of the sources it was made against: an uncovered example
         whose closest chunk now comes from a source added since ("how do I do a dead bug?" once a
         document on it is dropped in) stops counting as uncovered. A covered example's answer is
-        found again by its phrases, in whichever chunks hold them now (`votes`)."""
+        found again by its phrases, in whichever chunks hold them now (`votes`). `read` gives a
+        question as the assistant reads it (`ReadQuery.search`): the question model reads the
+        examples so too."""
         import numpy as np
 
         new = np.array([s not in self.sources for s in chunk_sources], dtype=bool)
         self._knowledge = (chunk_matrix, new) if self.sources and new.any() else None
-        self._vectors = self._rests = None
+        self._vectors = self._rests = self._kept = None
+        self._question_model = None
+        self._read = read
         answered = holding(chunk_texts, self.answers)
         self._answered = ({c: i for i, c in enumerate(chunk_ids)}, answered) if answered.any() else None
 
@@ -744,8 +769,69 @@ class Examples:
             cov = embedder.encode(self.covered) if self.covered else empty
             unc = embedder.encode(self.uncovered) if self.uncovered else empty
             unc = np.asarray(unc, dtype=np.float32)
-            self._vectors = (np.asarray(cov, dtype=np.float32), unc[self._still_uncovered(unc)])
+            self._kept = self._still_uncovered(unc)
+            self._vectors = (np.asarray(cov, dtype=np.float32), unc[self._kept])
         return self._vectors
+
+    def labelled(self, embedder: Any, sentence_of: Callable[[Any], Any]) -> tuple[list[str], Any, Any, Any]:
+        """Every example still labelled (covered first): its text, vector, rest and label."""
+        import numpy as np
+
+        cov, unc = self.vectors(embedder)
+        cov_r, unc_r = self.rests(embedder, sentence_of)
+        kept = [q for q, k in zip(self.uncovered, self._kept, strict=True) if k] if self.uncovered else []
+        covered = np.r_[np.ones(len(cov), dtype=bool), np.zeros(len(unc), dtype=bool)]
+        return [*self.covered, *kept], _rows(cov, unc), _rows(cov_r, unc_r), covered
+
+    def read(self, question: str) -> str:
+        """A question as the assistant reads it (see `know`); as typed when not told how."""
+        return self._read(question) if self._read is not None else question
+
+    def question_model(self, embedder: Any, sentence_of: Callable[[Any], Any]) -> QuestionModel | None:
+        """The question model fitted on these examples (`question_model.py`), kept beside the
+        examples' cache; None without examples of both kinds."""
+        if self._question_model is None:
+            texts, vectors, rests, covered = self.labelled(embedder, sentence_of)
+            if not 0 < int(covered.sum()) < len(covered):
+                return None
+            path = (
+                self.cache_file.with_name(f"{self.cache_file.stem}-asked-{_reader_key()}.npz")
+                if self.cache_file
+                else None
+            )
+            if path is not None and path.exists():
+                try:
+                    self._question_model = QuestionModel.load(path)
+                except Exception as exc:  # a broken cache is refitted, never fatal
+                    log.warning("Refitting the question model: cannot read %s (%s).", path, exc)
+            if self._question_model is None:
+                self._question_model = QuestionModel.fit(
+                    [self.read(t) for t in texts], vectors, rests, covered
+                )
+                if path is not None:
+                    try:
+                        self._question_model.save(path)
+                    except OSError as exc:  # a read-only cache folder only costs time
+                        log.warning("Could not keep the question model in %s (%s).", path, exc)
+        return self._question_model
+
+    def labelled_against(self, source: str) -> bool:
+        """The labels were made with this source among the sources (or their sources are not recorded)."""
+        return not self.sources or source in self.sources
+
+    def asked(
+        self, embedder: Any, text: str, vector: Any, rest_vector: Any, sentence_of: Callable[[Any], Any]
+    ) -> float:
+        """The question model's log-odds that a question asked so (`text` as read) is covered
+        (0.0 without one)."""
+        import numpy as np
+
+        model = self.question_model(embedder, sentence_of)
+        if model is None:
+            return 0.0
+        q = np.asarray(vector, dtype=np.float32)[None, :]
+        r = np.zeros_like(q) if rest_vector is None else np.asarray(rest_vector, dtype=np.float32)[None, :]
+        return float(model.log_odds([text], q, r)[0])
 
     def rests(self, embedder: Any, sentence_of: Callable[[Any], Any]) -> tuple[Any, Any]:
         """The examples' rests, each against its own closest sentence (`sentence_of(vector)`)."""
@@ -783,6 +869,28 @@ class Examples:
                 "rest_", unc_r @ r if len(unc_r) else [], cov_r @ r if len(cov_r) else []
             )
         return out
+
+
+@lru_cache(maxsize=1)
+def _reader_key() -> str:
+    """What the question model's fit depends on beyond the examples' cache key: how questions
+    are read (`language.yaml`, this module) and the model's own code."""
+    import hashlib
+
+    from assistant import question_model
+
+    digest = hashlib.sha256()
+    for path in (LANGUAGE_FILE, Path(__file__), Path(question_model.__file__)):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _rows(first: Any, second: Any) -> Any:
+    """Two row blocks stacked, either of which may be empty (shape (0, 0))."""
+    import numpy as np
+
+    blocks = [np.asarray(b, dtype=np.float32) for b in (first, second) if len(b)]
+    return np.vstack(blocks) if blocks else np.zeros((0, 0), dtype=np.float32)
 
 
 def likeness_features(prefix: str, uncovered: Any, covered: Any) -> dict[str, float]:

@@ -14,7 +14,7 @@ import hashlib
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from assistant.coverage import (
     likeness_features,
     rest,
 )
+from assistant.question_model import QuestionModel
 
 QUESTIONS_DIR = PROJECT_ROOT / "evals" / "data" / "questions"
 ANSWERS_FILE = PROJECT_ROOT / "evals" / "data" / "answers.jsonl"
@@ -125,6 +126,7 @@ def evidence_matrix(bot: Any, cases: Sequence[Labelled], examples: Sequence[Labe
     ex_cov = np.array([e.covered for e in examples])
     ex_ids = [e.id for e in examples]
     rows = []
+    asking = asked_out_of_fold(bot)
 
     for case in cases:
         text = plain_text(case.question)
@@ -140,9 +142,37 @@ def evidence_matrix(bot: Any, cases: Sequence[Labelled], examples: Sequence[Labe
             got.evidence,
             **likeness_features("", sims[mask & ~ex_cov], sims[mask & ex_cov]),
             **likeness_features("rest_", rest_sims[mask & ~ex_cov], rest_sims[mask & ex_cov]),
+            asked_covered=asking(case.question, got.read.search, read_vec, own_rest),
         )
         rows.append(ev.vector())
     return np.asarray(rows, dtype=float)
+
+
+def asked_out_of_fold(bot: Any, folds: int = 5) -> Callable[[str, str, np.ndarray, np.ndarray], float]:
+    """The question model's log-odds for a question, as `Examples.asked` gives it, except that
+    a question that is itself a labelled example is scored by a model fitted without its fold
+    (a hash of its text decides), so a dev question is never judged by its own label."""
+    texts, vectors, rests, covered = bot.examples.labelled(bot.embedder, bot.sentence_of)
+    fold = np.array([int(hashlib.sha256(t.encode()).hexdigest()[:8], 16) % folds for t in texts])
+    fold_of = dict(zip(texts, fold.tolist(), strict=True))
+    models = {
+        f: QuestionModel.fit(
+            [bot.examples.read(t) for t, k in zip(texts, fold != f, strict=True) if k],
+            vectors[fold != f],
+            rests[fold != f],
+            covered[fold != f],
+        )
+        for f in range(folds)
+    }
+
+    def score(question: str, text: str, vector: np.ndarray, rest_vector: np.ndarray) -> float:
+        """`question` as labelled (which fold), `text` as read (what is scored)."""
+        if question not in fold_of:
+            return bot.examples.asked(bot.embedder, text, vector, rest_vector, bot.sentence_of)
+        model = models[fold_of[question]]
+        return float(model.log_odds([text], vector[None, :], np.asarray(rest_vector)[None, :])[0])
+
+    return score
 
 
 def covered_examples(dev: Sequence[Labelled]) -> list[dict[str, Any]]:

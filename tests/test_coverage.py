@@ -154,9 +154,18 @@ def test_unknown_words_alone_never_decide() -> None:
     model = CoverageModel.load()
     unknown = {"known": 0.7, "unknown_rarity": 0.6, "unmatched_rarity": 0.6}
     towards = {  # +1: more of it means the sources answer; -1: more of it means they don't
-        "dense": 1, "sentence": 1, "lexical": 1, "matched": 1, "like_covered": 1, "like_covered_k": 1,
-        "rest_like_covered": 1, "rest_like_covered_k": 1, "like_uncovered": -1, "like_uncovered_k": -1,
-        "rest_like_uncovered": -1, "rest_like_uncovered_k": -1,
+        "dense": 1,
+        "sentence": 1,
+        "lexical": 1,
+        "matched": 1,
+        "like_covered": 1,
+        "like_covered_k": 1,
+        "rest_like_covered": 1,
+        "rest_like_covered_k": 1,
+        "like_uncovered": -1,
+        "like_uncovered_k": -1,
+        "rest_like_uncovered": -1,
+        "rest_like_uncovered_k": -1,
     }
 
     def evidence(side: int) -> Evidence:
@@ -202,7 +211,11 @@ def test_a_questions_rest_leaves_out_its_closest_sentence() -> None:
 
 @pytest.mark.parametrize(
     "question",
-    ["should I wear a knee brace?", "which shoes are best for incline walking?", "is a massage gun good for my back"],
+    [
+        "should I wear a knee brace?",
+        "which shoes are best for incline walking?",
+        "is a massage gun good for my back",
+    ],
 )
 def test_in_domain_questions_the_sources_do_not_answer_are_declined(bot, question) -> None:
     assert not bot.ask(question).covered
@@ -255,7 +268,10 @@ def test_similar_answered_questions_vote_for_the_passage_that_answered_them(embe
         [],
         answers=[("Repeat 5 times",), ("3 miles per hour",)],
     )
-    texts = ["Bird dog. Extend one arm and the other leg. **Repeat 5 times**, then switch.", "Walk at a 12 incline."]
+    texts = [
+        "Bird dog. Extend one arm and the other leg. **Repeat 5 times**, then switch.",
+        "Walk at a 12 incline.",
+    ]
     ids = ["bird", "intro"]
     examples.know(embedder.encode(texts), ["a.md", "a.md"], ids, texts)
     question = embedder.encode_one("bird dog: how many reps should I do?")
@@ -267,3 +283,81 @@ def test_similar_answered_questions_vote_for_the_passage_that_answered_them(embe
     assert examples.votes(embedder, question, ids)[0] == votes[0]  # only within the block
     unrelated = examples.votes(embedder, embedder.encode_one("best pizza in Naples"), ids)
     assert unrelated[0] < votes[0]
+
+
+def _labelled_questions() -> tuple[list[str], list[bool]]:
+    covered = ["bird dog reps?", "how many reps of the bird dog", "glute bridge reps", "bird dog steps"]
+    uncovered = [
+        "knee brace on the treadmill?",
+        "which knee brace",
+        "heat or ice",
+        "ice or heat after walking",
+    ]
+    return covered + uncovered, [True] * len(covered) + [False] * len(uncovered)
+
+
+def test_the_question_model_weighs_words_towards_their_label_and_survives_a_round_trip(tmp_path) -> None:
+    """Fitted with scikit-learn (its compiled word features checked against scikit-learn's at
+    fit), scored with numpy; saved and loaded, it scores the same."""
+    from assistant.question_model import QuestionModel
+
+    texts, covered = _labelled_questions()
+    vectors = _CountingEmbedder().encode(texts)
+    rests = np.zeros_like(vectors)
+    model = QuestionModel.fit(texts, vectors, rests, covered)
+    probe = ["bird dog reps please", "a knee brace?"]
+    odds = model.log_odds(probe, _CountingEmbedder().encode(probe), np.zeros((2, 8), dtype=np.float32))
+    assert odds[0] > 0 > odds[1]  # log-odds of *covered*, whatever order scikit-learn keeps
+    model.save(tmp_path / "asked.npz")
+    again = QuestionModel.load(tmp_path / "asked.npz")
+    assert np.allclose(again.log_odds(probe, _CountingEmbedder().encode(probe), np.zeros((2, 8))), odds)
+
+
+def test_the_question_model_reads_examples_as_the_assistant_does_and_is_kept(tmp_path, monkeypatch) -> None:
+    from assistant.coverage import Examples
+    from assistant.question_model import QuestionModel
+
+    texts, covered = _labelled_questions()
+    pos = [t for t, c in zip(texts, covered, strict=True) if c]
+    neg = [t for t, c in zip(texts, covered, strict=True) if not c]
+    seen: list[str] = []
+    fit = QuestionModel.fit
+
+    def spy(texts, *rest):
+        seen.extend(texts)
+        return fit(texts, *rest)
+
+    monkeypatch.setattr(QuestionModel, "fit", staticmethod(spy))
+    sentence = np.eye(8, dtype=np.float32)[0]
+    first = Examples(pos, neg)
+    first.cache_at(tmp_path, "model", "sources")
+    first.know(np.zeros((0, 8)), [], read=str.upper)
+    assert first.question_model(_CountingEmbedder(), lambda v: sentence) is not None
+    assert sorted(seen) == sorted(t.upper() for t in texts)  # fitted on the examples as read
+
+    def refuse(*args):
+        raise AssertionError("refitted although the model was kept")
+
+    monkeypatch.setattr(QuestionModel, "fit", staticmethod(refuse))
+    again = Examples(pos, neg)
+    again.cache_at(tmp_path, "model", "sources")
+    kept = again.question_model(_CountingEmbedder(), lambda v: sentence)
+    q = _CountingEmbedder().encode(["BIRD DOG REPS?"])
+    assert kept is not None
+    assert np.isclose(
+        kept.log_odds(["BIRD DOG REPS?"], q, q)[0],
+        first.asked(_CountingEmbedder(), "BIRD DOG REPS?", q[0], q[0], lambda v: sentence),
+    )
+
+
+def test_a_feature_that_could_not_be_measured_adds_nothing() -> None:
+    from dataclasses import replace
+
+    model = CoverageModel.load()
+    evidence = Evidence(**model.mean)
+    assert model.probability(replace(evidence, asked_covered=float("nan"))) == pytest.approx(
+        model.probability(evidence)
+    )
+    assert model.probability(
+        replace(evidence, asked_covered=model.mean["asked_covered"] + 3 * model.scale["asked_covered"])
+    ) > model.probability(evidence)

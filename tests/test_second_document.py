@@ -101,3 +101,19 @@ def test_not_covered_reply_lists_what_both_documents_cover(two_docs_bot) -> None
 def test_fixture_is_a_real_markdown_document() -> None:
     text = (Path(FIXTURES) / "second-document" / "rowing-machine-posture.md").read_text(encoding="utf-8")
     assert text.startswith("---") and "experts:" in text
+
+
+def test_the_question_model_speaks_only_for_the_sources_its_examples_were_labelled_against(
+    two_docs_bot,
+) -> None:
+    """Its examples were labelled against the treadmill article: a question answered from the
+    rowing document is not judged by what it learned the old sources leave out."""
+    import math
+
+    def asked(question: str) -> float:
+        return two_docs_bot.retrieve(
+            question, two_docs_bot.embedder.encode_one(question)
+        ).evidence.asked_covered
+
+    assert math.isnan(asked("what damper setting should a beginner rower use?"))
+    assert math.isfinite(asked("why does my back hurt on incline?"))
