@@ -33,7 +33,7 @@ from assistant.compose import (
     topic_name,
 )
 from assistant.config import Settings
-from assistant.coverage import CoverageModel, Evidence, Examples, ReadQuery, rest
+from assistant.coverage import EXAMPLE_FEATURES, CoverageModel, Evidence, Examples, ReadQuery, rest
 from assistant.embeddings import Embedder
 from assistant.errors import EMERGENCY_NOTE, AssistantError, InputError, StoreError
 from assistant.history import read_history
@@ -409,8 +409,10 @@ class Assistant:
             follow.p_covered = max(follow.p_covered, self.coverage.threshold)
         # a message whose own words are better covered than the topic stands on its own
         own_p = own.p_covered
-        if math.isnan(follow.evidence.asked_covered):  # like with like: the question model counts for neither
-            own_p = self.coverage.probability(replace(own.evidence, asked_covered=math.nan))
+        if math.isnan(follow.evidence.asked_covered):  # like with like: the examples count for neither
+            own_p = self.coverage.probability(
+                replace(own.evidence, **dict.fromkeys(EXAMPLE_FEATURES, math.nan))
+            )
         return own if own_p > follow.p_covered and own.p_covered >= self.coverage.threshold else follow
 
     def search(
@@ -445,24 +447,21 @@ class Assistant:
         )
         _, sentence = self.composer.closest_sentence([h.chunk for h in hits[:3]], own_vector)
         own_rest = rest(own_vector, sentence) if sentence is not None else None
-        evidence = replace(
-            evidence,
-            **self.examples.likeness(self.embedder, own_vector, own_rest, self.sentence_of),
-            asked_covered=self._asked(read, own_vector, own_rest, hits),
-        )
+        if hits and not self.examples.labelled_against(hits[0].chunk.source):
+            # The labelled examples were labelled against the sources of their day: what they
+            # say marks a question those sources don't answer ("what damper setting should a
+            # beginner rower use?"), not one a document added since does. Not counted.
+            evidence = replace(evidence, **dict.fromkeys(EXAMPLE_FEATURES, math.nan))
+        else:
+            evidence = replace(
+                evidence,
+                **self.examples.likeness(self.embedder, own_vector, own_rest, self.sentence_of),
+                asked_covered=self.examples.asked(
+                    self.embedder, read.search, own_vector, own_rest, self.sentence_of
+                ),
+            )
         voted = self.examples.voted_phrases(self.embedder, vector)
         return Retrieved(read, hits, vector, evidence, self.coverage.probability(evidence), voted=voted)
-
-    def _asked(
-        self, read: ReadQuery, vector: np.ndarray, own_rest: np.ndarray | None, hits: Sequence[ScoredChunk]
-    ) -> float:
-        """The question model's log-odds (`Examples.asked`), or NaN (not counted) when the best
-        passage comes from a source added after the examples were labelled: what they learned
-        marks a question the old sources don't answer ("which rower should a beginner use?"),
-        not one a new document does."""
-        if hits and not self.examples.labelled_against(hits[0].chunk.source):
-            return float("nan")
-        return self.examples.asked(self.embedder, read.search, vector, own_rest, self.sentence_of)
 
     def _read_for_search(self, question: str) -> str:
         """A question as retrieval reads it (`ReadQuery.search`)."""

@@ -77,6 +77,10 @@ FEATURES = (
     "rest_like_covered_k",
     "asked_covered",
 )
+# The features learned from the labelled examples (`Examples`): they speak only for the sources
+# the examples were labelled against, so a question whose best passage comes from a source added
+# since does not count them (NaN: `CoverageModel.probability` reads them as the dev mean).
+EXAMPLE_FEATURES = FEATURES[FEATURES.index("like_uncovered") :]
 # The `_k` likeness features average the NEIGHBOURS closest labelled examples of each kind: one
 # near-twin decides less than a neighbourhood does. 10 was best of 1, 3, 5, 10, 20 on dev
 # (`coverage_tuning`); with unmatched_rarity, test questions declined rose 0.75 -> 0.79 at the
@@ -465,7 +469,6 @@ class Evidence:
     rest_like_covered_k: float = 0.0
     # the question model's log-odds that a question asked in these words is covered
     # (`question_model.py`: its words, vector and rest, weighed over every example at once);
-    # NaN, so not counted, when the best passage comes from a source added since the labels
     asked_covered: float = 0.0
 
     def vector(self) -> list[float]:

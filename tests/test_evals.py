@@ -250,6 +250,35 @@ def test_reference_passages_and_key_facts_are_article_text() -> None:
             assert contains(md, fact) and contains(raw, fact), (a.id, fact)
 
 
+def test_new_writers_questions_are_never_fitted_on() -> None:
+    """The `new_writers` suite measures words no model has seen: its questions are neither in the
+    questions the coverage model, reranker and triage corpus are fitted on, nor among the
+    coverage model's labelled examples; and every expected phrase is article text."""
+    import yaml
+
+    from assistant.coverage import EXAMPLES_FILE
+
+    def rows(folder: str) -> list[dict]:
+        return [
+            json.loads(line)
+            for name in ("covered", "uncovered")
+            for line in (DATA_DIR / folder / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
+
+    new, fitted = rows("new_writers"), rows("questions")
+    assert len(new) >= 1000
+    examples = yaml.safe_load(EXAMPLES_FILE.read_text(encoding="utf-8"))
+    seen = {r["question"].casefold() for r in fitted} | {q.casefold() for q in examples["uncovered"]}
+    seen |= {c["question"].casefold() for c in examples["covered"]}
+    assert not {r["question"].casefold() for r in new} & seen
+    assert not {r["id"] for r in new} & {r["id"] for r in fitted}
+    md = ARTICLE_MD.read_text()
+    assert all(contains(md, p) for r in new for p in r.get("expect_any", ())), (
+        "an expected phrase is not article text"
+    )
+
+
 # -- the quick subset ----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def quick_systems(tmp_path_factory: pytest.TempPathFactory) -> list:

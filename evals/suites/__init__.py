@@ -12,7 +12,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from evals.results import SuiteResult
-from evals.suites import answers, blind, blind_triage, conversation, questions, retrieval, safety, triage
+from evals.suites import (
+    answers,
+    blind,
+    blind_triage,
+    conversation,
+    new_writers,
+    questions,
+    retrieval,
+    safety,
+    triage,
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,7 @@ SUITES: dict[str, Suite] = {
     "conversation": Suite("conversation", conversation.run, False),
     "blind_triage": Suite("blind_triage", blind_triage.run, False),
     "questions": Suite("questions", questions.run, True),
+    "new_writers": Suite("new_writers", new_writers.run, True),
     "blind": Suite("blind", blind.run, True),
 }
 QUICK = ("retrieval", "answers")
