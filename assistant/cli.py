@@ -153,7 +153,9 @@ def _json_line(obj: dict[str, Any]) -> str:
 
 @cli.command()
 @click.argument("message", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the answer contract).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object (the answer contract)."
+)
 @click.option(
     "--batch",
     type=click.File("r", encoding="utf-8", errors="replace"),
@@ -164,7 +166,9 @@ def ask(message: str | None, as_json: bool, batch: TextIO | None) -> None:
     if batch is not None and message:
         raise click.UsageError("Give either MESSAGE or --batch FILE, not both.")
     if batch is None and (message is None or not normalize(message)):
-        raise click.UsageError('MESSAGE is empty. Ask a question, e.g. ask "why does my back hurt?"')
+        raise click.UsageError(
+            'MESSAGE is empty. Ask a question, e.g. ask "why does my back hurt?"'
+        )
     try:
         settings = _settings()
         bot = _load(settings)

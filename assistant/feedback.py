@@ -116,7 +116,9 @@ def database_url(value: str) -> URL:
         ) from None
     driver = DRIVERS.get(url.drivername)
     if driver is None:
-        raise ValueError(f"the database must be postgresql:// or sqlite://, got {url.drivername}://")
+        raise ValueError(
+            f"the database must be postgresql:// or sqlite://, got {url.drivername}://"
+        )
     if not url.database or url.database == ":memory:":
         raise ValueError(f"the URL names no database (or an in-memory one): {_shown(url)}")
     return url.set(drivername=driver)
@@ -138,7 +140,9 @@ class FeedbackStore:
         ['down']
     """
 
-    def __init__(self, location: Path | str, *, comment_chars: int = 1000, retention_days: int = 0) -> None:
+    def __init__(
+        self, location: Path | str, *, comment_chars: int = 1000, retention_days: int = 0
+    ) -> None:
         """Open (and create or migrate) the store.
 
         Args:
@@ -171,8 +175,7 @@ class FeedbackStore:
                 self._purge(db)
         except (OSError, SQLAlchemyError) as exc:
             hint = (
-                "Make its folder writable (ASSISTANT_DATA_DIR)"
-                if self.path
+                "Make its folder writable (ASSISTANT_DATA_DIR)" if self.path
                 else f"Start that database or fix {SETTING}"
             )
             raise StoreError(

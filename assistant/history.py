@@ -39,7 +39,8 @@ class History:
         more = len(self.problems) - len(shown)
         extra = f" (and {more} more)" if more > 0 else ""
         return (
-            f"The conversation history could not be read: {'; '.join(shown)}{extra}. Send history as {SHAPE}."
+            f"The conversation history could not be read: {'; '.join(shown)}{extra}. "
+            f"Send history as {SHAPE}."
         )
 
 

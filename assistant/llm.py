@@ -167,13 +167,8 @@ class Policy:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         patterns = tuple(re.compile(p, re.IGNORECASE) for p in data["weakens_triage"])
         return cls(
-            data["system"],
-            data["user"],
-            patterns,
-            data["lead"],
-            data["notice_unavailable"],
-            data["notice_rejected"],
-            dict(data["why"]),
+            data["system"], data["user"], patterns, data["lead"],
+            data["notice_unavailable"], data["notice_rejected"], dict(data["why"]),
         )
 
     def weakens(self, text: str) -> bool:

@@ -34,7 +34,6 @@ def _unit(vector: np.ndarray) -> np.ndarray:
     q = np.asarray(vector, dtype=np.float32)
     return q / max(float(np.linalg.norm(q)), 1e-12)
 
-
 # bm25s stop-word list: "en" keeps "my", "does", "should", which skew short questions
 STOPWORDS = "en_plus"
 

@@ -225,7 +225,9 @@ class ChromaStore:
         self._count = None
         offset = 0
         while True:
-            got = other._col.get(include=["embeddings", "documents", "metadatas"], limit=page, offset=offset)
+            got = other._col.get(
+                include=["embeddings", "documents", "metadatas"], limit=page, offset=offset
+            )
             if not got["ids"]:
                 return
             self._col.add(

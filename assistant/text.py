@@ -127,7 +127,9 @@ def clean_message(raw: object, max_chars: int) -> str:
         try:
             raw = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise InputError("The message is binary data, not text. Please type a question.") from exc
+            raise InputError(
+                "The message is binary data, not text. Please type a question."
+            ) from exc
     if not isinstance(raw, str):
         raise InputError(f"The message must be text, got {type(raw).__name__}.")
     if looks_binary(raw):

@@ -50,17 +50,10 @@ PROJECT_DIR = Path(assistant.__file__).resolve().parent.parent
 ARTICLE_DIR = PROJECT_DIR / "knowledge"
 
 
-def _figure(
-    name: str, value: float, unit: str, versus: str = "", ratio: float | None = None, target: str = ""
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "value": round(value, 3),
-        "unit": unit,
-        "versus": versus,
-        "ratio": None if ratio is None else round(ratio, 3),
-        "target": target,
-    }
+def _figure(name: str, value: float, unit: str, versus: str = "", ratio: float | None = None,
+            target: str = "") -> dict[str, Any]:
+    return {"name": name, "value": round(value, 3), "unit": unit, "versus": versus,
+            "ratio": None if ratio is None else round(ratio, 3), "target": target}
 
 
 def _ms(start: float) -> float:
@@ -85,11 +78,7 @@ def cold_start(runs: int, env: dict[str, str]) -> tuple[list[float], float]:
         start = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-c", _ASK_AND_REPORT_RSS, COLD_QUESTION],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-            env=env,
+            capture_output=True, text=True, timeout=300, check=False, env=env,
         )
         seconds.append(time.perf_counter() - start)
         if proc.returncode != 0:
@@ -128,11 +117,7 @@ def batch_latency(questions: list[str], env: dict[str, str]) -> list[float]:
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "assistant", "ask", "--json", "--batch", f.name],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=True,
-            env=env,
+            capture_output=True, text=True, timeout=300, check=True, env=env,
         )
     finally:
         os.unlink(f.name)
@@ -150,10 +135,8 @@ def page_first_answer(env: dict[str, str], timeout: float = 60.0) -> float:
     url = f"http://127.0.0.1:{port}/"
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, str(PROJECT_DIR / "app.py")],
-        env={**env, "ASSISTANT_PORT": str(port)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [sys.executable, str(PROJECT_DIR / "app.py")], env={**env, "ASSISTANT_PORT": str(port)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
         while time.perf_counter() - start < timeout:
@@ -261,18 +244,9 @@ def cost_chunks(n: int) -> list[Any]:
     """`n` synthetic chunks (recombined article sentences, deterministic) for the cost curve."""
     from assistant.types import Chunk
 
-    return [
-        Chunk(
-            id=f"s{i:06d}",
-            text=t,
-            document="synthetic",
-            source="synthetic",
-            section=f"Section {i}",
-            experts=(),
-            position=i,
-        )
-        for i, t in enumerate(synthetic_texts(n, seed=f"cost-{n}"))
-    ]
+    return [Chunk(id=f"s{i:06d}", text=t, document="synthetic", source="synthetic",
+                  section=f"Section {i}", experts=(), position=i)
+            for i, t in enumerate(synthetic_texts(n, seed=f"cost-{n}"))]
 
 
 def cost_store(chunks: list[Any], cache_dir: Path | None, log: Any) -> tuple[Any, Path | None]:
@@ -313,9 +287,8 @@ def cost_store(chunks: list[Any], cache_dir: Path | None, log: Any) -> tuple[Any
     return ChromaStore(kept, "bench"), None
 
 
-def retrieval_cost(
-    sizes: Sequence[int], queries: list[str], log: Any, cache_dir: Path | None = None
-) -> dict[int, float]:
+def retrieval_cost(sizes: Sequence[int], queries: list[str], log: Any,
+                   cache_dir: Path | None = None) -> dict[int, float]:
     """Retrieval p50 (ms) at each size: Chroma dense + BM25 + RRF over synthetic chunks, no embedding.
 
     The store holds random unit vectors (seeded; see `cost_store`), BM25 indexes the
@@ -397,66 +370,41 @@ def run_bench(
     embed = p50["encode_one"]
     for stage in STAGES:
         if stage in p50:
-            figures.append(
-                _figure(f"warm {stage} p50", p50[stage], "ms", "encode_one p50", p50[stage] / embed)
-            )
-            figures.append(
-                _figure(
-                    f"warm {stage} p95", p95[stage], "ms", "encode_one p95", p95[stage] / p95["encode_one"]
-                )
-            )
-    figures.append(
-        _figure(f"encode_one p50 (bare query embedding, {bot.embedder.active_backend})", embed, "ms")
-    )
+            figures.append(_figure(f"warm {stage} p50", p50[stage], "ms", "encode_one p50",
+                                   p50[stage] / embed))
+            figures.append(_figure(f"warm {stage} p95", p95[stage], "ms", "encode_one p95",
+                                   p95[stage] / p95["encode_one"]))
+    figures.append(_figure(f"encode_one p50 (bare query embedding, {bot.embedder.active_backend})",
+                           embed, "ms"))
     if "baseline" in p50:
         base_embedder = getattr(baseline, "store", None)
         base_embedder = getattr(base_embedder, "embeddings", None)
-        figures.append(
-            _figure(
-                "baseline answer p50 (LangChain + Chroma, torch embeddings)",
-                p50["baseline"],
-                "ms",
-                "ours total p50",
-                p50["total"] / p50["baseline"],
-                "≤ 0.5",
-            )
-        )
-        figures.append(
-            _figure(
-                "baseline answer p95", p95["baseline"], "ms", "ours total p95", p95["total"] / p95["baseline"]
-            )
-        )
+        figures.append(_figure("baseline answer p50 (LangChain + Chroma, torch embeddings)", p50["baseline"],
+                               "ms", "ours total p50", p50["total"] / p50["baseline"], "≤ 0.5"))
+        figures.append(_figure("baseline answer p95", p95["baseline"], "ms", "ours total p95",
+                               p95["total"] / p95["baseline"]))
         if base_embedder is not None:
             t = [0.0] * len(questions)
             for i, q in enumerate(questions):
                 start = time.perf_counter()
                 base_embedder.embed_query(q)
                 t[i] = _ms(start)
-            figures.append(
-                _figure(
-                    "baseline's query embedding p50 (its share of its answer)",
-                    percentile(t, 50),
-                    "ms",
-                    "baseline answer p50",
-                    percentile(t, 50) / p50["baseline"],
-                )
-            )
+            figures.append(_figure("baseline's query embedding p50 (its share of its answer)",
+                                   percentile(t, 50), "ms", "baseline answer p50",
+                                   percentile(t, 50) / p50["baseline"]))
     figures.append(_figure("cold start (fresh `ask --json`)", cold_s, "s", "target 3 s", cold_s / 3, "≤ 1"))
     figures.append(_figure("cold start peak RSS", child_peak, "MB", "target 400 MB", child_peak / 400, "≤ 1"))
 
     say("ask --batch")
     batch = batch_latency(questions, env)
     batch_p50 = percentile(batch, 50)
-    figures.append(
-        _figure("ask --batch total p50", batch_p50, "ms", "warm total p50", batch_p50 / p50["total"], "≤ 1.5")
-    )
+    figures.append(_figure("ask --batch total p50", batch_p50, "ms", "warm total p50",
+                           batch_p50 / p50["total"], "≤ 1.5"))
 
     if not quick:
         say("chat page")
         page_s = page_first_answer(env)
-        figures.append(
-            _figure("page: start to first /ask answer", page_s, "s", "target 6 s", page_s / 6, "≤ 1")
-        )
+        figures.append(_figure("page: start to first /ask answer", page_s, "s", "target 6 s", page_s / 6, "≤ 1"))
 
     say(f"ingest: synthetic corpus of {synthetic_chunks} chunks, onnx then torch")
     with tempfile.TemporaryDirectory(prefix="bench-corpus-") as tmp:
@@ -464,50 +412,25 @@ def run_bench(
         n, onnx_rate, raw_rate = ingest_throughput(Path(tmp), bot.embedder)
         torch_embedder = Embedder(bot.embedder.model_path, bot.embedder.batch_size, backend="torch")
         _, torch_rate, _ = ingest_throughput(Path(tmp), torch_embedder, probe_size=50)
-    figures.append(
-        _figure(
-            f"ingest synthetic ({n} chunks, {bot.embedder.active_backend})",
-            onnx_rate,
-            "chunks/s",
-            "torch backend, same corpus",
-            onnx_rate / torch_rate,
-            "≥ 3",
-        )
-    )
+    figures.append(_figure(f"ingest synthetic ({n} chunks, {bot.embedder.active_backend})", onnx_rate,
+                           "chunks/s", "torch backend, same corpus", onnx_rate / torch_rate, "≥ 3"))
     figures.append(_figure(f"ingest synthetic ({n} chunks, torch)", torch_rate, "chunks/s"))
-    figures.append(
-        _figure(
-            "raw batch embedding (synthetic)",
-            raw_rate,
-            "chunks/s",
-            "ingest rate",
-            onnx_rate / raw_rate,
-            "≥ 0.80",
-        )
-    )
+    figures.append(_figure("raw batch embedding (synthetic)", raw_rate, "chunks/s", "ingest rate",
+                           onnx_rate / raw_rate, "≥ 0.80"))
 
     sizes = COST_SIZES[:2] if quick else COST_SIZES
     cost = retrieval_cost(sizes, questions if full else questions[:30], say, Path(bot.settings.cache_dir))
     for n, ms in cost.items():
-        figures.append(
-            _figure(
-                f"retrieval p50 at {n // 1000}k chunks (random unit vectors, synthetic BM25 texts)",
-                ms,
-                "ms",
-                "at 1k",
-                ms / cost[1_000],
-            )
-        )
+        figures.append(_figure(f"retrieval p50 at {n // 1000}k chunks (random unit vectors, synthetic BM25 texts)",
+                               ms, "ms", "at 1k", ms / cost[1_000]))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     figures.append(_figure("peak RSS (this process: both backends, corpora)", peak, "MB"))
     seconds = time.perf_counter() - started
     figures.append(_figure("bench wall time", seconds, "s", "target 180 s", seconds / 180, "≤ 1"))
     return {
         "figures": figures,
-        "samples_ms": {
-            **{k: [round(x, 3) for x in v] for k, v in s.items()},
-            "batch_total": [round(x, 3) for x in batch],
-        },
+        "samples_ms": {**{k: [round(x, 3) for x in v] for k, v in s.items()},
+                       "batch_total": [round(x, 3) for x in batch]},
         "cold_start_s": [round(x, 3) for x in cold],
         "retrieval_cost_p50_ms": {str(k): round(v, 3) for k, v in cost.items()},
         "embedder": bot.embedder.describe(),
@@ -518,32 +441,19 @@ def run_bench(
 
 @click.command()
 @click.option("--quick", is_flag=True, help="Smaller corpora, no page start, cost curve to 10k (for CI).")
-@click.option(
-    "--full", is_flag=True, help="A 1000-chunk ingest corpus and every cost query (minutes longer)."
-)
-@click.option(
-    "--synthetic-chunks",
-    type=int,
-    default=None,
-    help="Size of the synthetic ingest corpus (default 300; 100 with --quick, 1000 with --full).",
-)
+@click.option("--full", is_flag=True, help="A 1000-chunk ingest corpus and every cost query (minutes longer).")
+@click.option("--synthetic-chunks", type=int, default=None,
+              help="Size of the synthetic ingest corpus (default 300; 100 with --quick, 1000 with --full).")
 @click.option("--cold-runs", default=2, show_default=True, help="Fresh processes to time.")
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the figures as JSON here.",
-)
-def main(
-    quick: bool, full: bool, synthetic_chunks: int | None, cold_runs: int, json_path: Path | None
-) -> None:
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the figures as JSON here.")
+def main(quick: bool, full: bool, synthetic_chunks: int | None, cold_runs: int, json_path: Path | None) -> None:
     """Print latency, throughput and memory figures with their ratios (nothing is asserted)."""
     from evals.render import make_console, print_bench
 
     console = make_console()
-    result = run_bench(
-        quick=quick, full=full, synthetic_chunks=synthetic_chunks, cold_runs=cold_runs, log=console.log
-    )
+    result = run_bench(quick=quick, full=full, synthetic_chunks=synthetic_chunks, cold_runs=cold_runs,
+                       log=console.log)
     print_bench(result, console)
     path = json_path or REPORTS_DIR / f"bench-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -57,9 +57,8 @@ def compare(
     for suite_name in sorted(set(old.suites) | set(new.suites)):
         a, b = old.suites.get(suite_name), new.suites.get(suite_name)
         if a is None or b is None:  # a suite run in one report only: one row, not one per metric
-            changes.append(
-                Change(suite_name, "*", "*", None, None, "quality", "added" if a is None else "removed")
-            )
+            changes.append(Change(suite_name, "*", "*", None, None, "quality",
+                                  "added" if a is None else "removed"))
             continue
         a_metrics = {m.name: m for m in a.metrics}
         b_metrics = {m.name: m for m in b.metrics}
@@ -101,13 +100,8 @@ def regressions(changes: list[Change], system: str = "ours") -> list[Change]:
 def print_changes(changes: list[Change], console: Console | None = None, *, all_rows: bool = False) -> None:
     console = console or make_console()
     style = {
-        "regression": "bold red",
-        "slower": "yellow",
-        "improvement": "green",
-        "faster": "green",
-        "same": "dim",
-        "added": "cyan",
-        "removed": "cyan",
+        "regression": "bold red", "slower": "yellow", "improvement": "green",
+        "faster": "green", "same": "dim", "added": "cyan", "removed": "cyan",
     }
     table = Table(title="compare (A → B)", title_justify="left")
     for col in ("suite", "metric", "system", "A", "B", "Δ", "status"):
@@ -118,13 +112,8 @@ def print_changes(changes: list[Change], console: Console | None = None, *, all_
             continue
         d = c.delta
         table.add_row(
-            c.suite,
-            c.metric,
-            c.system,
-            fmt(c.old),
-            fmt(c.new),
-            f"{d:+.3f}" if d is not None else "–",
-            f"[{style[c.status]}]{c.status}[/]",
+            c.suite, c.metric, c.system, fmt(c.old), fmt(c.new),
+            f"{d:+.3f}" if d is not None else "–", f"[{style[c.status]}]{c.status}[/]",
         )
     console.print(table)
     same = sum(c.status == "same" for c in changes)

@@ -24,72 +24,7 @@ CITATION = re.compile(r"\[(\d+)\]")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # Short function words carry no claim; coverage is measured on the rest.
 _STOP = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "but",
-        "if",
-        "of",
-        "to",
-        "in",
-        "on",
-        "at",
-        "for",
-        "with",
-        "by",
-        "from",
-        "as",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "it",
-        "its",
-        "this",
-        "that",
-        "these",
-        "those",
-        "you",
-        "your",
-        "i",
-        "my",
-        "me",
-        "we",
-        "our",
-        "he",
-        "she",
-        "they",
-        "them",
-        "his",
-        "her",
-        "their",
-        "so",
-        "than",
-        "then",
-        "too",
-        "very",
-        "can",
-        "will",
-        "would",
-        "should",
-        "could",
-        "do",
-        "does",
-        "did",
-        "not",
-        "no",
-        "up",
-        "down",
-        "out",
-        "over",
-        "into",
-        "about",
-    ]
+    ["a", "an", "the", "and", "or", "but", "if", "of", "to", "in", "on", "at", "for", "with", "by", "from", "as", "is", "are", "was", "were", "be", "been", "it", "its", "this", "that", "these", "those", "you", "your", "i", "my", "me", "we", "our", "he", "she", "they", "them", "his", "her", "their", "so", "than", "then", "too", "very", "can", "will", "would", "should", "could", "do", "does", "did", "not", "no", "up", "down", "out", "over", "into", "about"]
 )
 
 
@@ -265,8 +200,7 @@ def check_answer(
     failures: list[str] = []
     policy = " ".join(policy_text)
     claims = [
-        st
-        for st in (statements(answer) if isinstance(answer, str) else answer)
+        st for st in (statements(answer) if isinstance(answer, str) else answer)
         if not (policy and not st.markers and coverage(st.text, policy) >= min_coverage)
     ]
     for st in claims:

@@ -141,7 +141,9 @@ def histogram(samples: Mapping[str, Sequence[float]], title: str, bins: int = 20
                 f"{edges[i]:.1f}-{edges[i + 1]:.1f} ms</title></rect>"
             )
     for i in range(0, bins + 1, max(bins // 5, 1)):
-        body.append(f'<text x="{x0 + i * bw:.1f}" y="{y1 + 14}" text-anchor="middle">{edges[i]:.0f}</text>')
+        body.append(
+            f'<text x="{x0 + i * bw:.1f}" y="{y1 + 14}" text-anchor="middle">{edges[i]:.0f}</text>'
+        )
     body.append(f'<text x="{(x0 + x1) / 2}" y="{H - 10}" text-anchor="middle">milliseconds</text>')
     body.append(f'<text x="{x0 - 6}" y="{y0 + 4}" text-anchor="end">{peak}</text>')
     body += _legend(list(samples), x1 + 14, y0 + 10)

@@ -89,9 +89,8 @@ def print_bench(bench: dict[str, Any], console: Console | None = None) -> None:
     console = console or make_console()
     table = Table(title="bench", title_justify="left")
     for col in ("figure", "value", "unit", "compared with", "ratio", "target"):
-        table.add_column(
-            col, justify="left" if col in ("figure", "compared with") else "right", no_wrap=col == "figure"
-        )
+        table.add_column(col, justify="left" if col in ("figure", "compared with") else "right",
+                         no_wrap=col == "figure")
     for row in bench.get("figures", []):
         ratio = row.get("ratio")
         table.add_row(
@@ -127,7 +126,9 @@ def write_html(report: Report, path: Path) -> None:
     from jinja2 import Environment, FileSystemLoader, select_autoescape
     from markupsafe import Markup
 
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"])
+    )
     env.filters["fmt"] = fmt
     env.globals.update(verdict=verdict, rule=rule)
     html = env.get_template("report.html.j2").render(

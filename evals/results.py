@@ -97,7 +97,9 @@ class Report(BaseModel):
     def save(self, path: Path, *, records: bool = True) -> None:
         """Write the report as JSON (without per-case records for a compact committed copy)."""
         exclude = {"suites": {name: {"records"} for name in self.suites}} if not records else None
-        Path(path).write_text(self.model_dump_json(indent=2, exclude=exclude) + "\n", encoding="utf-8")
+        Path(path).write_text(
+            self.model_dump_json(indent=2, exclude=exclude) + "\n", encoding="utf-8"
+        )
 
 
 def load_thresholds(path: Path = THRESHOLDS) -> dict[str, dict[str, dict[str, Any]]]:
@@ -106,7 +108,9 @@ def load_thresholds(path: Path = THRESHOLDS) -> dict[str, dict[str, dict[str, An
     return {str(k): dict(v or {}) for k, v in data.items()}
 
 
-def apply_thresholds(suite: SuiteResult, rules: dict[str, dict[str, Any]] | None = None) -> SuiteResult:
+def apply_thresholds(
+    suite: SuiteResult, rules: dict[str, dict[str, Any]] | None = None
+) -> SuiteResult:
     """Attach each metric's threshold and gate from the rules, then evaluate it."""
     rules = rules if rules is not None else load_thresholds().get(suite.name, {})
     metrics = []

@@ -24,12 +24,8 @@ from evals.systems import build_systems
 def _commit() -> str:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=EVALS_DIR,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
+            ["git", "rev-parse", "--short", "HEAD"], cwd=EVALS_DIR, capture_output=True,
+            text=True, timeout=5, check=False,
         )
         return out.stdout.strip() or "uncommitted"
     except OSError:
@@ -75,16 +71,8 @@ def run(
         "systems": [x.name for x in systems],
         "settings": {
             k: getattr(s, k)
-            for k in (
-                "top_k",
-                "candidates",
-                "dense_weight",
-                "lexical_weight",
-                "rrf_k",
-                "min_similarity",
-                "chunk_size",
-                "answer_max_words",
-            )
+            for k in ("top_k", "candidates", "dense_weight", "lexical_weight", "rrf_k",
+                      "min_similarity", "chunk_size", "answer_max_words")
         },
         "chunks": {
             "ours": len(ours.retriever.chunks),

@@ -114,14 +114,8 @@ def build_systems(*, baseline: bool = True, baseline_backend: str = "torch", **o
 
         embedder = ours.assistant.embedder
         steady = min(_probe(embedder) for _ in range(5))
-        lent = (
-            embedder
-            if baseline_backend == embedder.backend
-            else Embedder(
-                embedder.model_path,
-                embedder.batch_size,
-                backend=baseline_backend,  # type: ignore[arg-type]
-            )
+        lent = embedder if baseline_backend == embedder.backend else Embedder(
+            embedder.model_path, embedder.batch_size, backend=baseline_backend  # type: ignore[arg-type]
         )
         systems.append(NaiveRag(lent))
         settle(embedder, steady)

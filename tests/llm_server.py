@@ -24,14 +24,7 @@ from typing import Any
 
 SLOW_S = 4.0  # the `slow` script waits this long before answering (tests set a shorter timeout)
 SCRIPTS = (
-    "good",
-    "bad_citation",
-    "unsupported",
-    "ignore_referral",
-    "garbage",
-    "slow",
-    "error500",
-    "rate_limited",
+    "good", "bad_citation", "unsupported", "ignore_referral", "garbage", "slow", "error500", "rate_limited",
 )
 _PASSAGE = re.compile(r"^\[(\d+)\] \(([^)\n]*)\)\n(.*?)(?=\n\n\[\d+\] \(|\n\nQuestion: |\Z)", re.S | re.M)
 
@@ -118,28 +111,19 @@ class Handler(BaseHTTPRequestHandler):
         base = {"id": "chatcmpl-scripted", "created": int(time.time()), "model": model}
         if not stream:
             message = {"role": "assistant", "content": text}
-            done = {
-                **base,
-                "object": "chat.completion",
-                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-            }
+            done = {**base, "object": "chat.completion",
+                    "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
             self._send(200, "application/json", json.dumps(done).encode())
             return
 
         def events() -> Iterator[bytes]:
             for i, piece in enumerate(_pieces(text)):
                 delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
-                chunk = {
-                    **base,
-                    "object": "chat.completion.chunk",
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
-                }
+                chunk = {**base, "object": "chat.completion.chunk",
+                         "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
                 yield f"data: {json.dumps(chunk)}\n\n".encode()
-            last = {
-                **base,
-                "object": "chat.completion.chunk",
-                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-            }
+            last = {**base, "object": "chat.completion.chunk",
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
             yield f"data: {json.dumps(last)}\n\n".encode()
             yield b"data: [DONE]\n\n"
 
@@ -147,12 +131,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _ollama(self, text: str, stream: bool, model: str) -> None:
         def line(content: str, done: bool) -> bytes:
-            out: dict[str, Any] = {
-                "model": model,
-                "created_at": "2026-01-01T00:00:00Z",
-                "message": {"role": "assistant", "content": content},
-                "done": done,
-            }
+            out: dict[str, Any] = {"model": model, "created_at": "2026-01-01T00:00:00Z",
+                                   "message": {"role": "assistant", "content": content}, "done": done}
             if done:
                 out |= {"done_reason": "stop", "total_duration": 1, "eval_count": 1, "prompt_eval_count": 1}
             return (json.dumps(out) + "\n").encode()

@@ -83,13 +83,8 @@ class RunningApp:
 
 @contextlib.contextmanager
 def running_app(
-    index_dir: Path,
-    data_dir: Path,
-    log: Path,
-    *,
-    env: dict[str, str] | None = None,
-    prefix: Sequence[str] = (),
-    start_timeout: float = 90.0,
+    index_dir: Path, data_dir: Path, log: Path, *, env: dict[str, str] | None = None,
+    prefix: Sequence[str] = (), start_timeout: float = 90.0,
 ) -> Iterator[RunningApp]:
     """Start the page (a prebuilt index in `index_dir`) and stop it afterwards."""
     port = free_port()
@@ -105,11 +100,8 @@ def running_app(
     }
     with open(log, "w") as err:
         proc = subprocess.Popen(
-            [*prefix, sys.executable, "-c", GUARD],
-            cwd=PROJECT_ROOT,
-            env=full_env,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
+            [*prefix, sys.executable, "-c", GUARD], cwd=PROJECT_ROOT, env=full_env,
+            stdout=subprocess.DEVNULL, stderr=err,
         )
     url = f"http://127.0.0.1:{port}"
     try:

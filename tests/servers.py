@@ -94,10 +94,10 @@ def chroma_server(tmp_path: Path) -> Iterator[ChromaProcess]:
         server.stop()
 
 
+
+
 def _pg_binary(name: str) -> str:
-    found = shutil.which(name) or next(
-        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))[::-1]), None
-    )
+    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))[::-1]), None)
     if found is None:
         raise RuntimeError(
             f"PostgreSQL's {name} is not installed: `apt-get install postgresql` (Debian), which "
@@ -135,9 +135,7 @@ def postgres_server(base: Path, database: str = "feedback") -> Iterator[str]:
     run("mkdir", "-m", "700", sockets)
     run(initdb, "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--no-instructions")
     port = free_port()
-    options = (
-        f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={sockets} -c fsync=off"
-    )
+    options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={sockets} -c fsync=off"
     started = time.monotonic()
     run(pg_ctl, "-D", data, "-l", log, "-o", options, "-w", "-t", "60", "start")
     print(f"\nPostgreSQL started on 127.0.0.1:{port} in {time.monotonic() - started:.1f} s")

@@ -117,7 +117,9 @@ def test_ask_reports_the_length_limit(client, settings) -> None:
 
 
 def test_ask_triages_an_emergency(client) -> None:
-    out = client.predict("I peed myself and can't feel my groin after the treadmill", None, api_name="/ask")
+    out = client.predict(
+        "I peed myself and can't feel my groin after the treadmill", None, api_name="/ask"
+    )
     assert out["triage"]["level"] == "emergency"
     assert out["citations"] == []
 
@@ -177,13 +179,8 @@ def test_pages_keep_separate_conversations(client, settings, tmp_path: Path) -> 
 
 @pytest.mark.parametrize(
     "history",
-    [
-        "hello",
-        {"role": "user", "content": "hi"},
-        ["hello"],
-        [{"role": "user", "content": ["hi"]}],
-        [{"role": "system", "content": "hi"}],
-    ],
+    ["hello", {"role": "user", "content": "hi"}, ["hello"], [{"role": "user", "content": ["hi"]}],
+     [{"role": "system", "content": "hi"}]],
 )
 def test_ask_names_a_malformed_history_as_the_clients_mistake(client, history, capfd) -> None:
     from gradio_client.exceptions import AppError

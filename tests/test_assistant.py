@@ -78,15 +78,7 @@ def test_why_question_names_the_causes_spread_over_sections(bot) -> None:
     text = answer.answer.lower()
     # the causes issue 9 lists: posture, gravity, too much too soon, holding the rails, weak core,
     # glutes and hip flexors
-    causes = (
-        "posture",
-        "gravity",
-        "too much too soon",
-        "holding onto the treadmill",
-        "hip flexor",
-        "core",
-        "glute",
-    )
+    causes = ("posture", "gravity", "too much too soon", "holding onto the treadmill", "hip flexor", "core", "glute")
     assert [c for c in causes if c not in text] == []
     assert len({c.section for c in answer.citations}) >= 3
 
@@ -124,9 +116,7 @@ def test_uncovered_question_says_so_and_quotes_only_the_closest_sentence(bot) ->
     answer = bot.ask("is an inversion table good for my back?")
     assert not answer.covered
     assert len(answer.citations) <= 1 and set(CITATION.findall(answer.answer)) <= {"1"}
-    assert all(
-        b.lead.startswith("The closest the sources come") and len(b.statements) == 1 for b in answer.blocks
-    )
+    assert all(b.lead.startswith("The closest the sources come") and len(b.statements) == 1 for b in answer.blocks)
     assert "“inversion”" in answer.answer and "inversion" in answer.missing
     assert "They cover:" in answer.answer and "When to See a Physical Therapist" in answer.answer
 

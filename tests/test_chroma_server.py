@@ -57,10 +57,8 @@ def test_ingest_switches_generations_and_ask_answers_from_the_server(
         first = runner.invoke(cli, ["ingest", "--json"])
         assert first.exit_code == 0, first.output
         report = json.loads(first.output)
-        print(
-            f"\nfirst ingest into the server: {report['chunks']} chunks, "
-            f"{time.perf_counter() - started:.1f} s (CLI, model load included)"
-        )
+        print(f"\nfirst ingest into the server: {report['chunks']} chunks, "
+              f"{time.perf_counter() - started:.1f} s (CLI, model load included)")
         assert report["added"] == report["chunks"] > 0
         assert not (tmp_path / "index").exists()  # nothing written beside the server
         assert "up to date" in runner.invoke(cli, ["ingest"]).output  # the manifest is on the server
@@ -69,9 +67,7 @@ def test_ingest_switches_generations_and_ask_answers_from_the_server(
         # a changed document: a new generation, only the changed chunks embedded; while it is
         # being built, a reader opening the index sees the old generation, whole
         doc = next(knowledge_copy.glob("*.md"))
-        doc.write_text(
-            doc.read_text() + "\n\n## Cooling down\n\nWalk slowly on a flat belt for five minutes.\n"
-        )
+        doc.write_text(doc.read_text() + "\n\n## Cooling down\n\nWalk slowly on a flat belt for five minutes.\n")
         settings = Settings.load()
         old_ids = Index(settings).open().ids()
         seen: list[set[str]] = []
@@ -107,9 +103,7 @@ def test_ingest_switches_generations_and_ask_answers_from_the_server(
 
         started = time.perf_counter()
         asked = runner.invoke(cli, ["ask", "--json", QUESTION])
-        print(
-            f"one-shot ask against the server: {time.perf_counter() - started:.1f} s (CLI, model load included)"
-        )
+        print(f"one-shot ask against the server: {time.perf_counter() - started:.1f} s (CLI, model load included)")
         assert asked.exit_code == 0, asked.output
         obj = json.loads(asked.output)
         assert obj["covered"] and obj["citations"]

@@ -54,11 +54,7 @@ def runner(settings, monkeypatch) -> CliRunner:
 def test_ask_json_in_a_fresh_process_prints_exactly_one_contract_object(bot, env) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "assistant", "ask", "--json", "why does my back hurt on incline?"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=PROJECT_ROOT,
-        timeout=120,
+        capture_output=True, text=True, env=env, cwd=PROJECT_ROOT, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""  # nothing but the object, even with 2>&1 (no library debug logs)
@@ -81,14 +77,9 @@ def test_batch_answers_each_line_in_order_and_reports_bad_lines(bot, runner, tmp
     batch = tmp_path / "batch.jsonl"
     lines = [
         {"id": "a", "message": "how do I do a glute bridge?"},
-        {
-            "id": "b",
-            "message": "how many reps?",
-            "history": [
-                {"role": "user", "content": "tell me about the glute bridge"},
-                {"role": "assistant", "content": "..."},
-            ],
-        },
+        {"id": "b", "message": "how many reps?", "history": [
+            {"role": "user", "content": "tell me about the glute bridge"},
+            {"role": "assistant", "content": "..."}]},
         "this line is not json",
         {"id": "d"},
         {"id": "e", "message": " \u200b\u200d "},
@@ -123,8 +114,7 @@ def test_a_batch_goes_on_past_malformed_history_deep_nesting_and_bad_bytes(bot, 
     batch = tmp_path / "batch.jsonl"
     batch.write_bytes(
         b'{"id": "h", "message": "hi", "history": ["hello"]}\n'
-        + b"[" * 100_000
-        + b"\n"
+        + b"[" * 100_000 + b"\n"
         + b'{"id": "u", "message": "back \xff pain, how do I fix my posture?"}\n'
         + b'{"id": "last", "message": "I can\'t feel my groin since this morning"}\n'
     )

@@ -25,11 +25,8 @@ def test_gradio_server_port_is_honoured(monkeypatch) -> None:
 
 @pytest.mark.parametrize(
     ("var", "value", "hint"),
-    [
-        ("ASSISTANT_TOP_K", "0", "ASSISTANT_TOP_K"),
-        ("ASSISTANT_MIN_SIMILARITY", "2", "ASSISTANT_MIN_SIMILARITY"),
-        ("ASSISTANT_DENSE_WEIGHT", "abc", "ASSISTANT_DENSE_WEIGHT"),
-    ],
+    [("ASSISTANT_TOP_K", "0", "ASSISTANT_TOP_K"), ("ASSISTANT_MIN_SIMILARITY", "2", "ASSISTANT_MIN_SIMILARITY"),
+     ("ASSISTANT_DENSE_WEIGHT", "abc", "ASSISTANT_DENSE_WEIGHT")],
 )
 def test_invalid_values_name_the_variable(monkeypatch, var, value, hint) -> None:
     monkeypatch.setenv(var, value)
@@ -44,8 +41,6 @@ def test_both_weights_zero_is_rejected() -> None:
 
 def test_readme_documents_every_setting() -> None:
     readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-    missing = [
-        f"ASSISTANT_{n.upper()}" for n in Settings.model_fields if f"`ASSISTANT_{n.upper()}`" not in readme
-    ]
+    missing = [f"ASSISTANT_{n.upper()}" for n in Settings.model_fields if f"`ASSISTANT_{n.upper()}`" not in readme]
     assert missing == []
     assert all(f.description for f in Settings.model_fields.values())

@@ -154,18 +154,9 @@ def test_unknown_words_alone_never_decide() -> None:
     model = CoverageModel.load()
     unknown = {"known": 0.7, "unknown_rarity": 0.6, "unmatched_rarity": 0.6}
     towards = {  # +1: more of it means the sources answer; -1: more of it means they don't
-        "dense": 1,
-        "sentence": 1,
-        "lexical": 1,
-        "matched": 1,
-        "like_covered": 1,
-        "like_covered_k": 1,
-        "rest_like_covered": 1,
-        "rest_like_covered_k": 1,
-        "like_uncovered": -1,
-        "like_uncovered_k": -1,
-        "rest_like_uncovered": -1,
-        "rest_like_uncovered_k": -1,
+        "dense": 1, "sentence": 1, "lexical": 1, "matched": 1, "like_covered": 1, "like_covered_k": 1,
+        "rest_like_covered": 1, "rest_like_covered_k": 1, "like_uncovered": -1, "like_uncovered_k": -1,
+        "rest_like_uncovered": -1, "rest_like_uncovered_k": -1,
     }
 
     def evidence(side: int) -> Evidence:
@@ -211,11 +202,7 @@ def test_a_questions_rest_leaves_out_its_closest_sentence() -> None:
 
 @pytest.mark.parametrize(
     "question",
-    [
-        "should I wear a knee brace?",
-        "which shoes are best for incline walking?",
-        "is a massage gun good for my back",
-    ],
+    ["should I wear a knee brace?", "which shoes are best for incline walking?", "is a massage gun good for my back"],
 )
 def test_in_domain_questions_the_sources_do_not_answer_are_declined(bot, question) -> None:
     assert not bot.ask(question).covered
@@ -268,10 +255,7 @@ def test_similar_answered_questions_vote_for_the_passage_that_answered_them(embe
         [],
         answers=[("Repeat 5 times",), ("3 miles per hour",)],
     )
-    texts = [
-        "Bird dog. Extend one arm and the other leg. **Repeat 5 times**, then switch.",
-        "Walk at a 12 incline.",
-    ]
+    texts = ["Bird dog. Extend one arm and the other leg. **Repeat 5 times**, then switch.", "Walk at a 12 incline."]
     ids = ["bird", "intro"]
     examples.know(embedder.encode(texts), ["a.md", "a.md"], ids, texts)
     question = embedder.encode_one("bird dog: how many reps should I do?")

@@ -92,11 +92,8 @@ def test_citation_validity_and_faithfulness() -> None:
     check = check_answer(answer, chunks)
     assert (check.markers, check.valid, check.unresolved) == (4, 2, (2,))
     assert (check.statements, check.supported) == (5, 2)
-    policy = check_answer(
-        "See a physio soon. Why: pain.\n- Repeat 10 times. [1]",
-        chunks,
-        policy_text=["See a physio soon.", "pain"],
-    )
+    policy = check_answer("See a physio soon. Why: pain.\n- Repeat 10 times. [1]", chunks,
+                          policy_text=["See a physio soon.", "pain"])
     assert (policy.statements, policy.supported) == (1, 1)
 
 
@@ -134,33 +131,21 @@ def test_baseline_composer_cites_each_chunk_once() -> None:
 # -- thresholds, reports, compare --------------------------------------------------
 def _report(hit: float, chars: float, ms: float) -> Report:
     suite = SuiteResult(
-        name="retrieval",
-        systems=["ours", "baseline"],
-        cases=3,
+        name="retrieval", systems=["ours", "baseline"], cases=3,
         metrics=[
             MetricResult(name="hit_rate@1", values={"ours": hit, "baseline": 0.5}),
-            MetricResult(
-                name="chars_per_question",
-                kind="size",
-                higher_is_better=False,
-                values={"ours": chars, "baseline": 3000.0},
-            ),
-            MetricResult(
-                name="latency_p50_ms",
-                kind="latency",
-                higher_is_better=False,
-                values={"ours": ms, "baseline": 10.0},
-            ),
+            MetricResult(name="chars_per_question", kind="size", higher_is_better=False,
+                         values={"ours": chars, "baseline": 3000.0}),
+            MetricResult(name="latency_p50_ms", kind="latency", higher_is_better=False,
+                         values={"ours": ms, "baseline": 10.0}),
         ],
     )
     return Report(suites={"retrieval": suite})
 
 
 def test_thresholds_gate_and_baseline_rule() -> None:
-    rules = {
-        "hit_rate@1": {"min": 0.6, "gate": True, "vs_baseline": True},
-        "chars_per_question": {"gate": True, "vs_baseline": True},
-    }
+    rules = {"hit_rate@1": {"min": 0.6, "gate": True, "vs_baseline": True},
+             "chars_per_question": {"gate": True, "vs_baseline": True}}
     good = apply_thresholds(_report(0.7, 2000, 5).suites["retrieval"], rules)
     assert [m.passed for m in good.metrics] == [True, True, None]
     bad = apply_thresholds(_report(0.55, 3500, 5).suites["retrieval"], rules)
@@ -185,10 +170,7 @@ def test_html_report_escapes_payloads(tmp_path: Path) -> None:
     report = _report(0.8, 2000, 10)
     report.suites["retrieval"].failures.append({"user_input": "<script>alert(1)</script>"})
     report.suites["triage"] = SuiteResult(
-        name="triage",
-        systems=["ours"],
-        cases=1,
-        metrics=[],
+        name="triage", systems=["ours"], cases=1, metrics=[],
         plots={"confusion": {"labels": ["a", "b"], "matrix": [[1, 0], [2, 3]]}},
     )
     report.suites["retrieval"].plots["recall_curve"] = {"ours": [0.5, 0.9], "baseline": [0.4, 0.8]}
@@ -199,28 +181,15 @@ def test_html_report_escapes_payloads(tmp_path: Path) -> None:
 
 def test_feedback_becomes_cases(tmp_path: Path) -> None:
     chunk = "3. Repeat 10 times.\nHold for a few seconds, engaging your glutes."
-    up = FeedbackRecord(
-        user_input="glute bridge reps?",
-        response="- Repeat 10 times. [1]",
-        citations=[{"n": 1, "text": chunk}],
-        rating="up",
-    )
+    up = FeedbackRecord(user_input="glute bridge reps?", response="- Repeat 10 times. [1]",
+                        citations=[{"n": 1, "text": chunk}], rating="up")
     case = to_case(up)
     assert case.key_facts == ["Repeat 10 times."] and case.covered and not case.review
     src = tmp_path / "fb.jsonl"
     src.write_text(
-        json.dumps(up.model_dump())
-        + "\n"
-        + json.dumps(
-            {
-                "user_input": "knee brace?",
-                "response": "no idea",
-                "citations": [],
-                "rating": -1,
-                "comment": "should say not covered",
-            }
-        )
-        + "\n"
+        json.dumps(up.model_dump()) + "\n"
+        + json.dumps({"user_input": "knee brace?", "response": "no idea", "citations": [],
+                      "rating": -1, "comment": "should say not covered"}) + "\n"
     )
     target = tmp_path / "answers.jsonl"
     assert len(add_feedback(src, target)) == 2

@@ -15,16 +15,7 @@ from assistant.feedback import FILENAME, FeedbackStore
 RECORD = {
     "user_input": "how many reps?",
     "response": "**Glute Bridge**\n3. Repeat 10 times. [1]",
-    "citations": [
-        {
-            "n": 1,
-            "chunk_id": "a#7",
-            "document": "D",
-            "section": "S",
-            "experts": [],
-            "text": "3. Repeat 10 times.",
-        }
-    ],
+    "citations": [{"n": 1, "chunk_id": "a#7", "document": "D", "section": "S", "experts": [], "text": "3. Repeat 10 times."}],
     "triage_level": "self_care",
     "history": [{"role": "user", "content": "tell me about the glute bridge"}],
 }

@@ -93,9 +93,7 @@ def test_retention_and_delete_on_postgres(pg: str) -> None:
     store.close()
 
 
-def test_the_feedback_commands_use_the_database_url(
-    pg: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_the_feedback_commands_use_the_database_url(pg: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("ASSISTANT_FEEDBACK_DB_URL", pg)
     runner = CliRunner()
     migrated = runner.invoke(cli, ["feedback", "migrate"])
@@ -136,13 +134,8 @@ def test_two_processes_write_into_one_database(pg: str, tmp_path: Path) -> None:
     """Two app processes open a new database at once (both migrate it) and rate concurrently."""
     n, names = 40, ("first", "second")
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", WRITER, pg, name, str(n), str(tmp_path)],
-            cwd=PROJECT_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        subprocess.Popen([sys.executable, "-c", WRITER, pg, name, str(n), str(tmp_path)], cwd=PROJECT_ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for name in names
     ]
     deadline = time.monotonic() + 120
@@ -161,9 +154,7 @@ def test_two_processes_write_into_one_database(pg: str, tmp_path: Path) -> None:
         assert mine == list(range(n))  # each process's rows, all there, in its own order
     engine = create_engine(database_url(pg))
     with engine.connect() as db:
-        assert db.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [
-            migrations.head()
-        ]
+        assert db.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [migrations.head()]
     engine.dispose()
     store.close()
 
@@ -197,12 +188,7 @@ def test_a_feedback_file_made_before_migrations_is_adopted_with_its_rows(tmp_pat
     store = FeedbackStore(path)
     assert store.revision == migrations.head()
     [old] = store.records()
-    assert (old["id"], old["user_input"], old["comment"], old["history"]) == (
-        1,
-        "old question",
-        "old comment",
-        [],
-    )
+    assert (old["id"], old["user_input"], old["comment"], old["history"]) == (1, "old question", "old comment", [])
     assert store.rate(RECORD, "up") == 2  # the table goes on as before
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(migrations.head(),)]
@@ -211,9 +197,7 @@ def test_a_feedback_file_made_before_migrations_is_adopted_with_its_rows(tmp_pat
     store.close()
 
 
-def test_a_new_sqlite_file_gets_its_table_from_the_migrations(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_new_sqlite_file_gets_its_table_from_the_migrations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ASSISTANT_DATA_DIR", str(tmp_path / "data"))
     result = CliRunner().invoke(cli, ["feedback", "migrate"])
     assert result.exit_code == 0, result.output
@@ -235,9 +219,7 @@ def test_a_new_sqlite_file_gets_its_table_from_the_migrations(
         ("sqlite://", "names no database"),
     ],
 )
-def test_a_bad_database_url_is_an_error_naming_the_setting(
-    url: str, says: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_bad_database_url_is_an_error_naming_the_setting(url: str, says: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ASSISTANT_FEEDBACK_DB_URL", url)
     with pytest.raises(ConfigError, match="ASSISTANT_FEEDBACK_DB_URL") as caught:
         Settings.load()

@@ -26,17 +26,13 @@ pytestmark = pytest.mark.slow
 def page(bot, settings, tmp_path_factory: pytest.TempPathFactory):
     data = tmp_path_factory.mktemp("data")
     store = FeedbackStore(data / FILENAME)
-    store.rate(
-        {"user_input": "secret question", "response": "a", "citations": [], "triage_level": "self_care"}, "up"
-    )
+    store.rate({"user_input": "secret question", "response": "a", "citations": [], "triage_level": "self_care"}, "up")
     served = settings.model_copy(update={"data_dir": data})
     for url in _serve(bot, served, store, launch=app.launch_options(served)):
         yield urlparse(url), data, served
 
 
-def _request(
-    url, method: str, path: str, body: bytes = b"", headers: dict | None = None
-) -> tuple[int, bytes]:
+def _request(url, method: str, path: str, body: bytes = b"", headers: dict | None = None) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
     try:
         conn.request(method, path, body=body, headers=headers or {})
@@ -51,7 +47,7 @@ def test_the_upload_endpoint_is_closed(page) -> None:
     marker = f"uploaded-{uuid.uuid4().hex}"
     boundary = "b0undary"
     body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{marker}.txt"\r\n'
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{marker}.txt\"\r\n"
         f"Content-Type: text/plain\r\n\r\n{marker}\r\n--{boundary}--\r\n"
     ).encode()
     headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "Origin": "http://evil.example"}
@@ -111,14 +107,8 @@ def test_the_page_itself_still_loads(page) -> None:
 
 
 def test_no_files_recognises_every_spelling() -> None:
-    for path in (
-        "/gradio_api/upload",
-        "/gradio_api/file=/etc/passwd",
-        "/GRADIO_API/FILE%3D/etc",
-        "/file=x",
-        "/gradio_api/file/x",
-        "/gradio_api/proxy=http://x",
-    ):
+    for path in ("/gradio_api/upload", "/gradio_api/file=/etc/passwd", "/GRADIO_API/FILE%3D/etc", "/file=x",
+                 "/gradio_api/file/x", "/gradio_api/proxy=http://x"):
         assert app.NoFiles.refuses(path), path
     for path in ("/", "/gradio_api/info", "/gradio_api/queue/join", "/assets/index.js", "/config"):
         assert not app.NoFiles.refuses(path), path

@@ -53,23 +53,14 @@ messages = st.one_of(
     odd_text,
     st.builds(lambda a, m, b: f"{a} {m} {b}", odd_text, st.sampled_from(RED_FLAGS + QUESTIONS), odd_text),
 )
-content = st.one_of(
-    odd_text,
-    st.none(),
-    st.integers(),
-    st.lists(st.one_of(odd_text, st.fixed_dictionaries({"text": odd_text})), max_size=3),
-)
+content = st.one_of(odd_text, st.none(), st.integers(), st.lists(st.one_of(odd_text, st.fixed_dictionaries({"text": odd_text})), max_size=3))
 turn = st.one_of(
-    st.fixed_dictionaries(
-        {"role": st.sampled_from(["user", "assistant", "system", "", None, 3]), "content": content}
-    ),
+    st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "system", "", None, 3]), "content": content}),
     odd_text,
     st.integers(),
     st.none(),
 )
-histories = st.one_of(
-    st.none(), st.lists(turn, max_size=6), odd_text, st.dictionaries(odd_text, odd_text, max_size=2)
-)
+histories = st.one_of(st.none(), st.lists(turn, max_size=6), odd_text, st.dictionaries(odd_text, odd_text, max_size=2))
 
 
 def _ask(bot, message, history=None) -> Answer | None:
@@ -94,22 +85,14 @@ def test_ask_answers_or_refuses_clearly_and_never_lowers_a_level(bot, message, h
 
 
 @FAST
-@given(
-    message=st.one_of(
-        st.integers(), st.none(), st.floats(), st.lists(odd_text, max_size=2), st.binary(max_size=40)
-    )
-)
+@given(message=st.one_of(st.integers(), st.none(), st.floats(), st.lists(odd_text, max_size=2), st.binary(max_size=40)))
 def test_a_message_that_is_not_text_is_refused_clearly(bot, message) -> None:
     _ask(bot, message)
 
 
 batch_line = st.one_of(
-    st.builds(
-        lambda m, h, i: json.dumps({"id": i, "message": m, "history": h}), messages, histories, st.integers()
-    ),
-    st.builds(
-        lambda m: json.dumps({"message": m}), st.one_of(st.integers(), st.none(), st.lists(st.integers()))
-    ),
+    st.builds(lambda m, h, i: json.dumps({"id": i, "message": m, "history": h}), messages, histories, st.integers()),
+    st.builds(lambda m: json.dumps({"message": m}), st.one_of(st.integers(), st.none(), st.lists(st.integers()))),
     odd_text.map(lambda t: t.replace("\n", " ")),
     st.binary(max_size=40).map(lambda b: b.replace(b"\n", b" ")),
     st.integers(1, 5000).map(lambda n: "[" * n),
@@ -123,15 +106,11 @@ batch_line = st.one_of(
     derandomize=True,
 )
 @given(lines=st.lists(batch_line, min_size=1, max_size=8))
-def test_every_batch_line_gets_one_answer_or_error_in_order(
-    bot, monkeypatch, tmp_path_factory, lines
-) -> None:
+def test_every_batch_line_gets_one_answer_or_error_in_order(bot, monkeypatch, tmp_path_factory, lines) -> None:
     import assistant.cli as cli_module
 
     monkeypatch.setattr(cli_module, "_load", lambda settings: bot)  # the real bot, loaded once
-    raw = b"\n".join(
-        line if isinstance(line, bytes) else line.encode("utf-8", "surrogatepass") for line in lines
-    )
+    raw = b"\n".join(line if isinstance(line, bytes) else line.encode("utf-8", "surrogatepass") for line in lines)
     path = tmp_path_factory.mktemp("batch") / "batch.jsonl"
     path.write_bytes(raw + b"\n")
     with open(path, encoding="utf-8", errors="replace") as fh:  # as click reads it
@@ -151,12 +130,8 @@ documents = st.one_of(
     st.binary(max_size=300),
     odd_text,
     st.builds(lambda fm, body: f"---\n{fm}\n---\n{body}", odd_text, odd_text),
-    st.lists(
-        st.sampled_from(
-            ["# ", "## ", "- ", "1. ", "```", "<script>x()</script>", "<h2>", "text. ", "\n", "**"]
-        ),
-        max_size=30,
-    ).map("".join),
+    st.lists(st.sampled_from(["# ", "## ", "- ", "1. ", "```", "<script>x()</script>", "<h2>", "text. ", "\n", "**"]),
+             max_size=30).map("".join),
 )
 
 

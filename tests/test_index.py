@@ -91,7 +91,9 @@ def test_missing_index_is_a_clear_error(tmp_path, knowledge_copy) -> None:
         Index(_settings(tmp_path, knowledge_copy)).open()
 
 
-def test_corrupt_index_is_a_clear_error_and_rebuild_repairs_it(tmp_path, knowledge_copy, embedder) -> None:
+def test_corrupt_index_is_a_clear_error_and_rebuild_repairs_it(
+    tmp_path, knowledge_copy, embedder
+) -> None:
     index = Index(_settings(tmp_path, knowledge_copy))
     index.ingest(embedder, progress=False)
     current = index.current_path()

@@ -27,20 +27,13 @@ pytestmark = pytest.mark.slow
 def test_the_page_keeps_answering_after_its_index_folder_is_deleted(bot, settings, tmp_path: Path) -> None:
     index = tmp_path / "index"
     shutil.copytree(settings.index_dir, index)
-    with (
-        running_app(index, tmp_path / "data", tmp_path / "server.log") as server,
-        httpx.Client(timeout=30) as c,
-    ):
+    with running_app(index, tmp_path / "data", tmp_path / "server.log") as server, httpx.Client(timeout=30) as c:
         assert ask(c, server.url, "how do I do a bird dog?")["citations"]
         shutil.rmtree(index)
         assert not index.exists()
         questions = (
-            "how do I do a bird dog?",
-            "Why does my back hurt on incline?",
-            "tell me about the glute bridge",
-            "how do I do a scapular push up?",
-            "should I hold the rails?",
-            "how far should I lean forward?",
+            "how do I do a bird dog?", "Why does my back hurt on incline?", "tell me about the glute bridge",
+            "how do I do a scapular push up?", "should I hold the rails?", "how far should I lean forward?",
         )
         for question in questions:
             out = ask(c, server.url, question)
@@ -60,19 +53,13 @@ def _read_only_run(index: Path, env: dict[str, str]) -> subprocess.CompletedProc
             for name in dirs:
                 os.chmod(Path(root) / name, 0o555)
         index.chmod(0o555)
-        return subprocess.run(
-            cmd, cwd=PROJECT_ROOT, env=full_env, capture_output=True, text=True, timeout=120
-        )
+        return subprocess.run(cmd, cwd=PROJECT_ROOT, env=full_env, capture_output=True, text=True, timeout=120)
     if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
         pytest.skip("running as root without `unshare -m`: a read-only folder cannot be made here")
     script = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && shift && exec "$@"'
     return subprocess.run(
         ["unshare", "-m", "sh", "-c", script, "sh", str(index), *cmd],
-        cwd=PROJECT_ROOT,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        cwd=PROJECT_ROOT, env=full_env, capture_output=True, text=True, timeout=120,
     )
 
 

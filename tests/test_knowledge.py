@@ -17,23 +17,15 @@ from assistant.knowledge import (
 )
 from tests.conftest import FIXTURES, KNOWLEDGE
 
-FURNITURE = [
-    "Video of the Day",
-    "Report an Issue",
-    "Screenshot loading",
-    "Image Credit",
-    "screenshot of the current page",
-]
+FURNITURE = ["Video of the Day", "Report an Issue", "Screenshot loading", "Image Credit",
+             "screenshot of the current page"]
 EXERCISES = {
     "Stationary March": (4, "Repeat 15 times on each side.", "To progress this move"),
     "Scapular Push-Up": (4, "Repeat 8 times.", "If holding a plank is too much"),
     "Bird Dog": (3, "Repeat 5 times, then switch sides.", None),
     "Glute Bridge": (3, "Repeat 10 times.", None),
-    "Single-Arm Dumbbell Bent-Over Rows": (
-        5,
-        "Switch sides and do 6 more repetitions.",
-        "The rowing motion can be completed",
-    ),
+    "Single-Arm Dumbbell Bent-Over Rows": (5, "Switch sides and do 6 more repetitions.",
+                                           "The rowing motion can be completed"),
 }
 
 
@@ -110,10 +102,9 @@ def test_units_are_verbatim_and_steps_whole(chunks) -> None:
             assert u in c.text
             assert not u.startswith("#")
     bridge = next(c for c in chunks if c.section.endswith("Glute Bridge"))
-    assert (
-        "2. Drive your hips into the air, keeping your shoulders planted on the ground. "
-        "Hold for a few seconds, engaging your glutes. Then slowly lower back down to the ground."
-    ) in split_units(bridge.text)
+    assert ("2. Drive your hips into the air, keeping your shoulders planted on the ground. "
+            "Hold for a few seconds, engaging your glutes. Then slowly lower back down to the ground."
+            ) in split_units(bridge.text)
 
 
 def test_html_documents_are_cleaned(tmp_path: Path) -> None:

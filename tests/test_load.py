@@ -99,9 +99,7 @@ def _abuse(url: str, stop: threading.Event, outcomes: list[str]) -> None:
                     ask(client, url, "how do I do a bird dog?", huge_history)
                     outcomes.append("answered")
             except AskError as exc:
-                outcomes.append(
-                    "refused" if "Bad request" in str(exc) or "limit" in str(exc) else f"error {exc}"
-                )
+                outcomes.append("refused" if "Bad request" in str(exc) or "limit" in str(exc) else f"error {exc}")
             except httpx.HTTPError as exc:
                 outcomes.append(f"error {type(exc).__name__}")
             k += 1
@@ -146,10 +144,8 @@ def test_twenty_sessions_get_right_answers_fast_in_bounded_memory(bot, settings,
 
     def line(name: str, phase: Phase, seconds: float) -> str:
         p50, p95 = statistics.median(phase.latencies) * 1000, percentile(phase.latencies, 0.95) * 1000
-        return (
-            f"{name}: {len(phase.latencies)} requests, p50 {p50:.0f} ms, p95 {p95:.0f} ms "
-            f"({p95 / (p50_single * 1000):.1f}x single p50), {len(phase.latencies) / seconds:.1f} req/s"
-        )
+        return (f"{name}: {len(phase.latencies)} requests, p50 {p50:.0f} ms, p95 {p95:.0f} ms "
+                f"({p95 / (p50_single * 1000):.1f}x single p50), {len(phase.latencies) / seconds:.1f} req/s")
 
     print(f"\nsingle /ask p50 {p50_single * 1000:.1f} ms; server peak RSS {peak_mb:.0f} MB")
     print(line("closed loop", closed, closed_s))

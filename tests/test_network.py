@@ -43,10 +43,7 @@ print(json.dumps(out))
 def _netns_works() -> bool:
     if not shutil.which("unshare") or not shutil.which("ip"):
         return False
-    return (
-        subprocess.run(["unshare", "-n", "ip", "link", "set", "lo", "up"], capture_output=True).returncode
-        == 0
-    )
+    return subprocess.run(["unshare", "-n", "ip", "link", "set", "lo", "up"], capture_output=True).returncode == 0
 
 
 def _drive(prefix: list[str], bot, settings, tmp_path: Path) -> dict:
@@ -66,9 +63,7 @@ def test_the_page_answers_with_no_network_and_contacts_only_localhost(bot, setti
     if not _netns_works():
         pytest.skip("`unshare -n` is not permitted here (test_the_page_contacts_only_localhost still guards)")
     # a namespace with only loopback, brought up; the driver and the page both live in it
-    out = _drive(
-        ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"], bot, settings, tmp_path
-    )
+    out = _drive(["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"], bot, settings, tmp_path)
     assert out["outside"] != "reachable"  # the namespace really has no network
     _check(out)
 

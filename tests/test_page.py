@@ -141,11 +141,7 @@ class Page:
         return self.page.locator(BOT).last.inner_text()
 
     def external(self) -> list[str]:
-        return [
-            u
-            for u in self.requests
-            if urlparse(u).hostname not in ("127.0.0.1",) and not u.startswith("data:")
-        ]
+        return [u for u in self.requests if urlparse(u).hostname not in ("127.0.0.1",) and not u.startswith("data:")]
 
     def close(self) -> None:
         self.context.close()
@@ -308,10 +304,8 @@ def test_phone_width_and_keyboard_only(phone: Page) -> None:
 
 @pytest.mark.parametrize(
     "message",
-    [
-        "both legs [click](//localhost/x) numb",
-        "my back hurts after every single workout, the pain [click](//localhost/y) goes down my leg",
-    ],
+    ["both legs [click](//localhost/x) numb",
+     "my back hurts after every single workout, the pain [click](//localhost/y) goes down my leg"],
 )
 def test_quoted_user_words_are_inert(desktop: Page, message: str) -> None:
     """Triage reasons quote the person; a Markdown link in their words stays text, in the banner too."""

@@ -135,12 +135,8 @@ def test_the_page_starts_with_an_unwritable_data_folder_and_says_so(tmp_path: Pa
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {
-        **os.environ,
-        "ASSISTANT_PORT": str(port),
-        "ASSISTANT_INDEX_DIR": str(settings.index_dir),
-        "ASSISTANT_DATA_DIR": str(_unwritable(tmp_path)),
-    }
+    env = {**os.environ, "ASSISTANT_PORT": str(port), "ASSISTANT_INDEX_DIR": str(settings.index_dir),
+           "ASSISTANT_DATA_DIR": str(_unwritable(tmp_path))}
     env.pop("GRADIO_SERVER_PORT", None)
     log = tmp_path / "app.log"
     with log.open("w") as out:
@@ -181,9 +177,7 @@ def test_logs_never_quote_a_message_unless_the_debug_setting_is_on(bot, monkeypa
     import assistant.assistant as orchestrator
 
     monkeypatch.setattr(orchestrator, "check_citations", lambda *a, **k: ["a broken marker"])
-    quiet = orchestrator.Assistant(
-        bot.settings, bot.embedder, bot.retriever, bot.composer, bot.triager, bot.coverage
-    )
+    quiet = orchestrator.Assistant(bot.settings, bot.embedder, bot.retriever, bot.composer, bot.triager, bot.coverage)
     with caplog.at_level(logging.DEBUG):
         quiet.ask("how do I do a glute bridge? zebra-private")
     assert caplog.records, "the fault was not logged at all"

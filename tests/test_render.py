@@ -31,8 +31,7 @@ BLOCKS = (
         (
             Statement("Walking with poor posture puts pressure on your spine.", 1),
             Statement(
-                "Poor posture causes a lot of that force to be applied on the low back.",
-                1,
+                "Poor posture causes a lot of that force to be applied on the low back.", 1,
                 prefix="Natalie Niemczyk, DPT: ",
             ),
         ),
@@ -50,11 +49,8 @@ def answer(level: TriageLevel = TriageLevel.SELF_CARE, notice: str | None = None
     why = kw.pop("why", "")
     disclaimer = "" if notice is not None and not blocks else DISCLAIMER
     text = render_text(
-        referral=referral if level is TriageLevel.SEE_PT else "",
-        why=why,
-        notice=notice or "",
-        blocks=blocks,
-        disclaimer=disclaimer,
+        referral=referral if level is TriageLevel.SEE_PT else "", why=why, notice=notice or "",
+        blocks=blocks, disclaimer=disclaimer,
     )
     return Answer(
         message="q",
@@ -78,7 +74,9 @@ def test_user_text_is_escaped_as_html_and_markdown(payload: str) -> None:
 
 
 def test_user_markdown_is_shown_literally() -> None:
-    assert render.escape_user_text("**bold** [x](javascript:1)") == (r"\*\*bold\*\* \[x\]\(javascript\:1\)")
+    assert render.escape_user_text("**bold** [x](javascript:1)") == (
+        r"\*\*bold\*\* \[x\]\(javascript\:1\)"
+    )
 
 
 def test_citation_markers_link_to_the_sources_panel() -> None:
@@ -114,9 +112,7 @@ def test_triage_banner_says_it_in_words_and_roles(
 
 
 def test_see_pt_card_carries_the_reason() -> None:
-    blocks = (
-        Block("From the article:", (Statement("Walking with poor posture puts pressure on your spine.", 1),)),
-    )
+    blocks = (Block("From the article:", (Statement("Walking with poor posture puts pressure on your spine.", 1),)),)
     a = answer(TriageLevel.SEE_PT, why="Why: pain for <3> weeks.", blocks=blocks)
     assert a.answer.startswith(f"{REFERRAL}\nWhy: pain for <3> weeks.")
     msg = render.answer_message(a, 1)
@@ -228,7 +224,7 @@ def test_notice_is_escaped_and_announced() -> None:
 
 def test_apostrophes_and_quotes_are_not_turned_into_entities() -> None:
     """html.escape's quote=True made "can't" show as "can&#x27;t" once Markdown escaped the '#'."""
-    assert render.escape_user_text('I can\'t feel my "groin"') == 'I can\'t feel my "groin"'
+    assert render.escape_user_text("I can't feel my \"groin\"") == 'I can\'t feel my "groin"'
 
 
 MARKDOWN_LINK = "both legs [click](//localhost/x) numb"

@@ -74,11 +74,7 @@ def _wrong(transcript: Transcript, messages: list[str], j: int) -> str | None:
     level = answer.triage.level
     if RED_FLAG in messages[: j + 1]:  # said now or earlier, on whichever replica
         return None if level.severity >= TriageLevel.EMERGENCY.severity else f"red flag got {level}"
-    if (
-        level not in (TriageLevel.SELF_CARE, TriageLevel.SEE_PT)
-        or not answer.citations
-        or "[1]" not in answer.answer
-    ):
+    if level not in (TriageLevel.SELF_CARE, TriageLevel.SEE_PT) or not answer.citations or "[1]" not in answer.answer:
         return f"question got {level} with {len(answer.citations)} citations"
     return None
 
@@ -114,20 +110,12 @@ class Page:
     def rate(self, client: httpx.Client, token: str, index: int, liked: bool) -> tuple[str, str]:
         """Click a thumb on chat message `index`, as the page does: (new token, the notice shown)."""
         session = uuid.uuid4().hex
-        r = client.post(
-            f"{self.url}/gradio_api/queue/join",
-            json={
-                "data": [token],
-                "event_data": {"index": index, "value": None, "liked": liked},
-                "fn_index": self.rate_fn,
-                "trigger_id": self.chatbot,
-                "session_hash": session,
-            },
-        )
+        r = client.post(f"{self.url}/gradio_api/queue/join", json={
+            "data": [token], "event_data": {"index": index, "value": None, "liked": liked},
+            "fn_index": self.rate_fn, "trigger_id": self.chatbot, "session_hash": session,
+        })
         r.raise_for_status()
-        with client.stream(
-            "GET", f"{self.url}/gradio_api/queue/data", params={"session_hash": session}
-        ) as stream:
+        with client.stream("GET", f"{self.url}/gradio_api/queue/data", params={"session_hash": session}) as stream:
             for line in stream.iter_lines():
                 if not line.startswith("data:"):
                     continue
@@ -165,9 +153,7 @@ class Load:
                     took = time.perf_counter() - start
                     self.token_chars = max(self.token_chars, len(token))
                     transcript = self.codec.load(token)
-                    wrong = (
-                        "the token did not verify" if transcript is None else _wrong(transcript, messages, j)
-                    )
+                    wrong = "the token did not verify" if transcript is None else _wrong(transcript, messages, j)
                     if not wrong and len(shown) != 2 * (j + 1):
                         wrong = f"the page shows {len(shown)} messages, expected {2 * (j + 1)}"
                     if not wrong and j % 2 == 1:  # rate this reply on the other replica
@@ -206,28 +192,17 @@ def test_two_replicas_share_the_stores_and_keep_no_conversation(tmp_path: Path, 
     started = time.perf_counter()
     with chroma_server(tmp_path) as chroma, postgres_server(tmp_path) as db_url, ExitStack() as stack:
         Index(Settings.load(chroma_url=chroma.url)).ingest(embedder, progress=False)  # once, for both
-        env = {
-            "ASSISTANT_CHROMA_URL": chroma.url,
-            "ASSISTANT_FEEDBACK_DB_URL": db_url,
-            "ASSISTANT_SESSION_SECRET": SECRET,
-            "ASSISTANT_INGEST_ON_START": "false",
-        }
+        env = {"ASSISTANT_CHROMA_URL": chroma.url, "ASSISTANT_FEEDBACK_DB_URL": db_url,
+               "ASSISTANT_SESSION_SECRET": SECRET, "ASSISTANT_INGEST_ON_START": "false"}
 
         def start(k: int) -> RunningApp:  # no local index: each replica reads the server
-            return stack.enter_context(
-                running_app(
-                    tmp_path / f"no-index-{k}",
-                    tmp_path / f"data-{k}",
-                    tmp_path / f"replica-{k}.log",
-                    env=env,
-                )
-            )
+            return stack.enter_context(running_app(
+                tmp_path / f"no-index-{k}", tmp_path / f"data-{k}", tmp_path / f"replica-{k}.log", env=env,
+            ))
 
         with ThreadPoolExecutor(2) as pool:
             apps = list(pool.map(start, range(2)))
-        with httpx.Client(
-            timeout=120
-        ) as client:  # each has loaded its Assistant (it loads after the page is up)
+        with httpx.Client(timeout=120) as client:  # each has loaded its Assistant (it loads after the page is up)
             for a in apps:
                 ask(client, a.url, QUESTIONS[0])
             single = []  # one chat message at a time, for scale: the reply streams in over ~0.3 s by design
@@ -259,16 +234,12 @@ def test_two_replicas_share_the_stores_and_keep_no_conversation(tmp_path: Path, 
     p50, p95 = statistics.median(load.latencies) * 1000, percentile(load.latencies, 0.95) * 1000
     print(f"\nsetup (chroma, postgres, ingest, 2 replicas) {setup_s:.1f} s; load {load_s:.1f} s")
     print(f"one chat message alone: p50 {statistics.median(single) * 1000:.0f} ms")
-    print(
-        f"chat over 2 replicas: {len(load.latencies)} messages from {SESSIONS} sessions, "
-        f"p50 {p50:.0f} ms, p95 {p95:.0f} ms, {len(load.latencies) / load_s:.1f} messages/s; "
-        f"longest session token {load.token_chars / 1000:.1f} kB"
-    )
+    print(f"chat over 2 replicas: {len(load.latencies)} messages from {SESSIONS} sessions, "
+          f"p50 {p50:.0f} ms, p95 {p95:.0f} ms, {len(load.latencies) / load_s:.1f} messages/s; "
+          f"longest session token {load.token_chars / 1000:.1f} kB")
     r50, r95 = statistics.median(load.rating_latencies) * 1000, percentile(load.rating_latencies, 0.95) * 1000
-    print(
-        f"ratings saved by replica: {load.rated}, changed on the other: {load.changed}; rows {rows}; "
-        f"a rating p50 {r50:.0f} ms, p95 {r95:.0f} ms"
-    )
+    print(f"ratings saved by replica: {load.rated}, changed on the other: {load.changed}; rows {rows}; "
+          f"a rating p50 {r50:.0f} ms, p95 {r95:.0f} ms")
     print(f"peak RSS by replica: {', '.join(f'{m:.0f} MB' for m in peak_mb)} (bound {MEMORY_BOUND_MB} MB)")
 
     assert load.errors == []
@@ -284,18 +255,14 @@ def test_a_replica_serves_the_index_as_it_is_when_ingest_on_start_is_off(
     knowledge_copy: Path, tmp_path: Path, embedder, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Replicas never ingest at once: with ingest_on_start off they serve the index they find."""
-    settings = Settings.load(
-        knowledge_dir=knowledge_copy, index_dir=tmp_path / "shared", ingest_on_start=False
-    )
+    settings = Settings.load(knowledge_dir=knowledge_copy, index_dir=tmp_path / "shared", ingest_on_start=False)
     with pytest.raises(StoreError, match="python -m assistant ingest"):
         Assistant.from_settings(settings)  # no index: the error names the one command to run
     index = Index(settings)
     index.ingest(embedder, progress=False)
     before = index.manifest()
     doc = next(knowledge_copy.glob("*.md"))
-    doc.write_text(
-        doc.read_text(encoding="utf-8") + "\n\n## Added later\n\nA new paragraph.\n", encoding="utf-8"
-    )
+    doc.write_text(doc.read_text(encoding="utf-8") + "\n\n## Added later\n\nA new paragraph.\n", encoding="utf-8")
     with caplog.at_level("WARNING", logger="assistant.assistant"):
         bot = Assistant.from_settings(settings)
     assert bot.index_report is None and Index(settings).manifest() == before  # served as it was

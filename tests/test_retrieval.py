@@ -75,10 +75,8 @@ def test_recall_at_k_on_varied_questions(retriever) -> None:
     n = len(QUESTIONS)
     recall = {k: sum(r is not None and r < k for r in found_at) / n for k in (1, 3, 4)}
     misses = [q for (q, _), r in zip(QUESTIONS, found_at, strict=True) if r is None]
-    print(
-        f"\nretrieval over {n} questions: recall@1={recall[1]:.2f} recall@3={recall[3]:.2f} "
-        f"recall@4={recall[4]:.2f}; misses: {misses}"
-    )
+    print(f"\nretrieval over {n} questions: recall@1={recall[1]:.2f} recall@3={recall[3]:.2f} "
+          f"recall@4={recall[4]:.2f}; misses: {misses}")
     assert n >= 30
     assert recall[4] >= 0.90, misses
     assert recall[1] >= 0.60

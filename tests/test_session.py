@@ -68,9 +68,7 @@ def test_a_conversation_moves_between_pages_that_share_the_secret(bot, settings)
                 _, _, _, token, _ = _chat(Client(one, verbose=False), RED_FLAG)
                 _, messages, _, _, _ = _chat(Client(two, verbose=False), "how do I do a bird dog?", token)
                 assert len(messages) == 4 and "Emergency" in _text(messages[-1])  # the red flag came along
-                job = Client(stranger, verbose=False).submit(
-                    "how do I do a bird dog?", token, api_name="/chat"
-                )
+                job = Client(stranger, verbose=False).submit("how do I do a bird dog?", token, api_name="/chat")
                 notices = [out[4] for out in job if isinstance(out[4], str)]
                 assert len(job.result()[1]) == 2  # a fresh conversation, and the page says why
                 assert any(html.escape(render.SESSION_LOST) in n for n in notices), notices

@@ -54,10 +54,7 @@ def triager(embedder: Embedder) -> Triager:
 def test_split(triager: Triager, corpus: list[Example], embedder: Embedder) -> dict:
     part = [e for e in corpus if e.split == "test"]
     assert triager.model is not None
-    got = [
-        decide(a, triager.policy, triager.thresholds)
-        for a in analyse_all(triager.model, part, triager.policy, embedder)
-    ]
+    got = [decide(a, triager.policy, triager.thresholds) for a in analyse_all(triager.model, part, triager.policy, embedder)]
     return metrics(part, got)
 
 
@@ -70,21 +67,8 @@ def test_corpus_is_large_varied_and_covers_every_sign(corpus: list[Example], pol
     thin = {s.id: signs[s.id] for s in policy.signs if signs[s.id] < 15}
     assert not thin, f"signs with too few training messages: {thin}"
     styles = Counter(e.style for e in corpus)
-    for style in (
-        "terse",
-        "lay",
-        "euphemism",
-        "typos_sms",
-        "third_person",
-        "clinical",
-        "buried_long",
-        "two_signs",
-        "negated",
-        "resolved_past",
-        "hypothetical",
-        "other_sense",
-        "exercise_question",
-    ):
+    for style in ("terse", "lay", "euphemism", "typos_sms", "third_person", "clinical", "buried_long",
+                  "two_signs", "negated", "resolved_past", "hypothetical", "other_sense", "exercise_question"):
         assert styles[style] >= 20, (style, styles[style])
     assert {e.lang for e in corpus} >= {"en", "es", "fr", "de", "pt", "it"}
     for e in corpus:
@@ -102,23 +86,12 @@ def test_splits_are_stable_and_disjoint(corpus: list[Example]) -> None:
 
 
 def test_a_buried_sign_is_a_unit_of_its_own() -> None:
-    text = (
-        "Long week at work and I finally got three 12-3-30 sessions in, pretty proud of that. "
-        "Also I've peed myself twice without noticing. Anyway, which shoes do you like?"
-    )
+    text = ("Long week at work and I finally got three 12-3-30 sessions in, pretty proud of that. "
+            "Also I've peed myself twice without noticing. Anyway, which shoes do you like?")
     pieces = [u.text for u in units(text)]
     assert "Also I've peed myself twice without noticing" in pieces
-    example = Example(
-        "t-1",
-        text,
-        E,
-        ("bladder_control",),
-        ("peed myself twice without noticing",),
-        "buried_long",
-        "en",
-        "self",
-        "test",
-    )
+    example = Example("t-1", text, E, ("bladder_control",), ("peed myself twice without noticing",),
+                      "buried_long", "en", "self", "test")
     data = training_units([example])
     labelled = dict(zip(data.texts, data.labels, strict=True))
     assert labelled["Also I've peed myself twice without noticing"] == "bladder_control"
@@ -301,10 +274,8 @@ def test_a_level_is_never_lowered_by_what_comes_later(triager: Triager) -> None:
 
 
 def test_assistant_turns_are_never_read(triager: Triager) -> None:
-    warned = [
-        Turn("user", "what's a good warm up?"),
-        Turn("assistant", "Call 999 if you lose bladder control or your groin goes numb."),
-    ]
+    warned = [Turn("user", "what's a good warm up?"),
+              Turn("assistant", "Call 999 if you lose bladder control or your groin goes numb.")]
     assert triager.assess("how many marches?", warned).level == S
 
 
@@ -433,9 +404,7 @@ def test_a_corrupt_model_cache_is_retrained(tmp_path: Path, embedder: Embedder, 
 def test_the_gate_reads_a_unit_with_the_sentences_around_it() -> None:
     text = "Walked 30 minutes. Almost fell at incline 10. Caught myself, zero pain. Then I stretched."
     (unit,) = [u for u in units(text) if u.text.startswith("Almost")]
-    assert (
-        window(text, unit).text == "Walked 30 minutes. Almost fell at incline 10. Caught myself, zero pain."
-    )
+    assert window(text, unit).text == "Walked 30 minutes. Almost fell at incline 10. Caught myself, zero pain."
     long = "I walk a lot. " * 100 + "I can't feel my groin. " + "My legs ache after stairs. " * 100
     (buried,) = [u for u in units(long) if "groin" in u.text]
     assert window(long, buried).text == "I walk a lot. I can't feel my groin. My legs ache after stairs."
@@ -445,9 +414,7 @@ def test_the_gate_reads_a_unit_with_the_sentences_around_it() -> None:
 
 def test_the_gate_is_trained_and_weighs_every_unit(triager: Triager) -> None:
     assert triager.model is not None and triager.model.gate is not None
-    analysis = triager.analyse(
-        "Almost fell at incline 10 but caught myself, zero pain. How do I stop holding the rails?"
-    )
+    analysis = triager.analyse("Almost fell at incline 10 but caught myself, zero pain. How do I stop holding the rails?")
     assert len(analysis.gate) == len(analysis.units) > 1
     assert ((analysis.gate > 0) & (analysis.gate < 1)).all()
     # the sentence that reports nothing is weighed as reporting nothing
@@ -459,14 +426,9 @@ def test_the_gate_is_trained_and_weighs_every_unit(triager: Triager) -> None:
     assert oversized and (run_on.gate[oversized] == 1.0).all()
 
 
-@pytest.mark.parametrize(
-    "message", ["and how long should each one take?", "is that one ok for beginners?", "why that?"]
-)
+@pytest.mark.parametrize("message", ["and how long should each one take?", "is that one ok for beginners?", "why that?"])
 def test_a_follow_up_is_not_out_of_scope(triager: Triager, message: str) -> None:
-    history = [
-        Turn(role="user", content="how do I do a glute bridge?"),
-        Turn(role="assistant", content="Lie on..."),
-    ]
+    history = [Turn(role="user", content="how do I do a glute bridge?"), Turn(role="assistant", content="Lie on...")]
     assert triager.assess(message, history).level is TriageLevel.SELF_CARE
 
 
@@ -520,9 +482,7 @@ def test_a_compiled_part_that_drifts_from_scikit_learn_stops_training() -> None:
     from assistant.triage.compiled import compile_vectorizer, verify
 
     texts = ["my back hurts on the incline", "no numbness at all", "I can't feel my groin"] * 2
-    fitted = TfidfVectorizer(
-        analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, preprocessor=str.lower
-    )
+    fitted = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, preprocessor=str.lower)
     fitted.fit(texts)
     compiled = compile_vectorizer(fitted)
     verify(fitted, compiled, texts, "character n-grams")  # the same features: no error

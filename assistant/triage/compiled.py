@@ -156,7 +156,9 @@ def compile_classifier(fitted: object) -> LinearClassifier:
     )
 
 
-def verify(fitted: object, compiled: NgramVectorizer | LinearClassifier, inputs: object, what: str) -> None:
+def verify(
+    fitted: object, compiled: NgramVectorizer | LinearClassifier, inputs: object, what: str
+) -> None:
     """Stop training if the compiled part disagrees with scikit-learn's on `inputs`."""
     if isinstance(compiled, NgramVectorizer):
         a, b = fitted.transform(inputs), compiled.transform(inputs)  # type: ignore[attr-defined, arg-type]

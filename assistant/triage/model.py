@@ -125,7 +125,7 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
 def strip_accents(text: str) -> str:
-    """ "pérdida" -> "perdida": NFKD, combining marks dropped (as scikit-learn's
+    """"pérdida" -> "perdida": NFKD, combining marks dropped (as scikit-learn's
     `strip_accents_unicode`, without importing scikit-learn at answer time)."""
     if text.isascii():
         return text

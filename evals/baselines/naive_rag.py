@@ -48,7 +48,9 @@ class NaiveRag:
         from langchain_chroma import Chroma
         from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-        splitter = RecursiveCharacterTextSplitter(chunk_size=CHUNK_SIZE, chunk_overlap=CHUNK_OVERLAP)
+        splitter = RecursiveCharacterTextSplitter(
+            chunk_size=CHUNK_SIZE, chunk_overlap=CHUNK_OVERLAP
+        )
         self.chunks = splitter.split_text(article.read_text(encoding="utf-8"))
         client = chromadb.EphemeralClient(
             settings=chromadb.Settings(anonymized_telemetry=False, allow_reset=True)

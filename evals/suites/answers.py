@@ -94,22 +94,12 @@ def run(systems: Sequence[Answerer], data: Path = DATA) -> SuiteResult:
         records[system.name] = rows
         latency[system.name] = times
         if system.name == "ours":
-            keys = (
-                "id",
-                "user_input",
-                "level",
-                "covered",
-                "expected_covered",
-                "missing_facts",
-                "forbidden_stated",
-                "unsupported",
-            )
+            keys = ("id", "user_input", "level", "covered", "expected_covered", "missing_facts",
+                    "forbidden_stated", "unsupported")
             failures = [
                 {k: r[k] for k in keys}
                 for r in rows
-                if r["missing_facts"]
-                or r["forbidden_stated"]
-                or r["unsupported"]
+                if r["missing_facts"] or r["forbidden_stated"] or r["unsupported"]
                 or r["covered"] != r["expected_covered"]
             ]
 
@@ -125,9 +115,7 @@ def run(systems: Sequence[Answerer], data: Path = DATA) -> SuiteResult:
     metrics = [
         metric("key_fact_recall", "share of a covered question's key facts the answer states (mean)"),
         metric("forbidden_absent", "share of answers stating none of the case's forbidden facts"),
-        metric(
-            "citation_validity", "share of [n] markers that resolve and whose chunk contains the sentence"
-        ),
+        metric("citation_validity", "share of [n] markers that resolve and whose chunk contains the sentence"),
         metric("faithfulness", "share of answer statements supported by a chunk they cite"),
         metric(
             "not_covered_honesty",
@@ -137,9 +125,7 @@ def run(systems: Sequence[Answerer], data: Path = DATA) -> SuiteResult:
         metric("words_mean", "mean answer length in words", unit="words", kind="size", **lower),
         metric("words_p95", "95th percentile answer length", unit="words", kind="size", **lower),
         metric("latency_p50_ms", "median wall time of one answer", unit="ms", kind="latency", **lower),
-        metric(
-            "latency_p95_ms", "95th percentile wall time of one answer", unit="ms", kind="latency", **lower
-        ),
+        metric("latency_p95_ms", "95th percentile wall time of one answer", unit="ms", kind="latency", **lower),
     ]
     return SuiteResult(
         name="answers",

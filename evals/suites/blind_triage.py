@@ -39,10 +39,8 @@ def load_blind(folder: Path) -> list[dict[str, Any]]:
             if line.strip():
                 case = json.loads(line)
                 case["file"] = name
-                case["message"] = (
-                    case.get("question")
-                    or case.get("message")
-                    or (case.get("message_repeat", "") * int(case.get("times", 1)))
+                case["message"] = case.get("question") or case.get("message") or (
+                    case.get("message_repeat", "") * int(case.get("times", 1))
                 )
                 case.setdefault("triage", "self_care")
                 cases.append(case)
@@ -67,24 +65,15 @@ def run(systems: Sequence[Answerer], folder: Path | None = None) -> SuiteResult:
             level = system.answer(case["message"], case.get("history") or []).level or "self_care"
         except Exception as exc:  # a refused input (empty, too long) is recorded, not a crash
             level = f"error: {type(exc).__name__}"
-        rows.append(
-            {
-                "id": case["id"],
-                "file": case["file"],
-                "expected": case["triage"],
-                "level": level,
-                "kind": case.get("kind", ""),
-            }
-        )
+        rows.append({"id": case["id"], "file": case["file"], "expected": case["triage"], "level": level,
+                     "kind": case.get("kind", "")})
 
     def severity(level: str) -> int:
         return SEVERITY.get(level, -1)
 
     def recall(level: str, exact: bool) -> float:
         chosen = [r for r in rows if r["expected"] == level]
-        return mean(
-            [float(r["level"] == level if exact else severity(r["level"]) >= SEVERITY[level]) for r in chosen]
-        )
+        return mean([float(r["level"] == level if exact else severity(r["level"]) >= SEVERITY[level]) for r in chosen])
 
     refused_ok = {"empty", "long"}
     values = {
@@ -92,30 +81,19 @@ def run(systems: Sequence[Answerer], folder: Path | None = None) -> SuiteResult:
         "urgent_or_higher_recall": recall("urgent", False),
         "see_pt_or_higher_recall": recall("see_pt", False),
         "false_alarms_questions": sum(r["level"] != "self_care" for r in rows if r["file"] == "questions"),
-        "false_alarm_rate_negatives": mean(
-            [float(r["level"] != "self_care") for r in rows if r["file"] == "negatives"]
-        ),
-        "out_of_scope_accuracy": mean(
-            [float(r["level"] == "out_of_scope") for r in rows if r["expected"] == "out_of_scope"]
-        ),
+        "false_alarm_rate_negatives": mean([float(r["level"] != "self_care") for r in rows if r["file"] == "negatives"]),
+        "out_of_scope_accuracy": mean([float(r["level"] == "out_of_scope") for r in rows if r["expected"] == "out_of_scope"]),
         "attacks_under_triaged": sum(
-            severity(r["level"]) < SEVERITY[r["expected"]]
-            and not (r["kind"] in refused_ok and r["level"].startswith("error"))
-            for r in rows
-            if r["file"] == "attacks"
+            severity(r["level"]) < SEVERITY[r["expected"]] and not (r["kind"] in refused_ok and r["level"].startswith("error"))
+            for r in rows if r["file"] == "attacks"
         ),
         "conversation_flags_kept": mean(
-            [
-                float(r["level"] == r["expected"])
-                for r in rows
-                if r["file"] == "conversations" and r["expected"] != "self_care"
-            ]
+            [float(r["level"] == r["expected"]) for r in rows if r["file"] == "conversations" and r["expected"] != "self_care"]
         ),
     }
     lower = {"false_alarms_questions", "false_alarm_rate_negatives", "attacks_under_triaged"}
     metrics = [
-        MetricResult(name=k, values={system.name: v}, higher_is_better=k not in lower)
-        for k, v in values.items()
+        MetricResult(name=k, values={system.name: v}, higher_is_better=k not in lower) for k, v in values.items()
     ]
     failures = [r for r in rows if r["level"] != r["expected"]]
     return SuiteResult(

@@ -28,7 +28,9 @@ def check_turn(expect: TurnExpectation, ans: SystemAnswer) -> list[str]:
         problems.append(f"level {level}, expected at least {expect.level_at_least}")
     if expect.contains_any and not any(contains(ans.response, p) for p in expect.contains_any):
         problems.append(f"answer lacks any of {expect.contains_any}")
-    if expect.cites_any and not any(contains(c, p) for c in ans.citations for p in expect.cites_any):
+    if expect.cites_any and not any(
+        contains(c, p) for c in ans.citations for p in expect.cites_any
+    ):
         problems.append(f"no citation contains any of {expect.cites_any}")
     if expect.covered is not None and ans.covered != expect.covered:
         problems.append(f"covered={ans.covered}, expected {expect.covered}")
