@@ -9,7 +9,6 @@ follow a red flag, and nothing downstream can lower the level.
 from __future__ import annotations
 
 import logging
-import math
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -33,7 +32,7 @@ from assistant.compose import (
     topic_name,
 )
 from assistant.config import Settings
-from assistant.coverage import EXAMPLE_FEATURES, CoverageModel, Evidence, Examples, ReadQuery, rest
+from assistant.coverage import CoverageModel, Evidence, Examples, ReadQuery, rest
 from assistant.embeddings import Embedder
 from assistant.errors import EMERGENCY_NOTE, AssistantError, InputError, StoreError
 from assistant.history import read_history
@@ -409,10 +408,8 @@ class Assistant:
             follow.p_covered = max(follow.p_covered, self.coverage.threshold)
         # a message whose own words are better covered than the topic stands on its own
         own_p = own.p_covered
-        if math.isnan(follow.evidence.asked_covered):  # like with like: the examples count for neither
-            own_p = self.coverage.probability(
-                replace(own.evidence, **dict.fromkeys(EXAMPLE_FEATURES, math.nan))
-            )
+        if not follow.evidence.examples_counted:  # like with like: the examples count for neither
+            own_p = self.coverage.probability(own.evidence.without_examples())
         return own if own_p > follow.p_covered and own.p_covered >= self.coverage.threshold else follow
 
     def search(
@@ -451,7 +448,7 @@ class Assistant:
             # The labelled examples were labelled against the sources of their day: what they
             # say marks a question those sources don't answer ("what damper setting should a
             # beginner rower use?"), not one a document added since does. Not counted.
-            evidence = replace(evidence, **dict.fromkeys(EXAMPLE_FEATURES, math.nan))
+            evidence = evidence.without_examples()
         else:
             evidence = replace(
                 evidence,

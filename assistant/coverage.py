@@ -24,7 +24,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -476,6 +476,15 @@ class Evidence:
     def vector(self) -> list[float]:
         return [float(getattr(self, f)) for f in FEATURES]
 
+    def without_examples(self) -> Evidence:
+        """The same evidence with the features learned from the labelled examples not counted
+        (NaN, see `EXAMPLE_FEATURES`)."""
+        return replace(self, **dict.fromkeys(EXAMPLE_FEATURES, math.nan))
+
+    @property
+    def examples_counted(self) -> bool:
+        return not any(math.isnan(getattr(self, f)) for f in EXAMPLE_FEATURES)
+
     @classmethod
     def of(
         cls,
@@ -829,14 +838,8 @@ class Examples:
     ) -> float:
         """The question model's log-odds that a question asked so (`text` as read) is covered
         (0.0 without one)."""
-        import numpy as np
-
         model = self.question_model(embedder, sentence_of)
-        if model is None:
-            return 0.0
-        q = np.asarray(vector, dtype=np.float32)[None, :]
-        r = np.zeros_like(q) if rest_vector is None else np.asarray(rest_vector, dtype=np.float32)[None, :]
-        return float(model.log_odds([text], q, r)[0])
+        return 0.0 if model is None else model.log_odds_one(text, vector, rest_vector)
 
     def rests(self, embedder: Any, sentence_of: Callable[[Any], Any]) -> tuple[Any, Any]:
         """The examples' rests, each against its own closest sentence (`sentence_of(vector)`)."""

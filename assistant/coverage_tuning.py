@@ -169,8 +169,7 @@ def asked_out_of_fold(bot: Any, folds: int = 5) -> Callable[[str, str, np.ndarra
         """`question` as labelled (which fold), `text` as read (what is scored)."""
         if question not in fold_of:
             return bot.examples.asked(bot.embedder, text, vector, rest_vector, bot.sentence_of)
-        model = models[fold_of[question]]
-        return float(model.log_odds([text], vector[None, :], np.asarray(rest_vector)[None, :])[0])
+        return models[fold_of[question]].log_odds_one(text, vector, rest_vector)
 
     return score
 

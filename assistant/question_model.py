@@ -72,6 +72,12 @@ class QuestionModel:
         )
         return np.asarray(x @ self.coef).ravel() + self.intercept
 
+    def log_odds_one(self, text: str, vector: np.ndarray, rest: np.ndarray | None = None) -> float:
+        """`log_odds` of one question; no rest (no closest sentence) reads as zeros."""
+        q = np.asarray(vector, dtype=np.float32)[None, :]
+        r = np.zeros_like(q) if rest is None else np.asarray(rest, dtype=np.float32)[None, :]
+        return float(self.log_odds([text], q, r)[0])
+
     def save(self, path: Path) -> None:
         vocabulary = json.dumps(self.words.vocabulary)
         with path.open("wb") as fh:

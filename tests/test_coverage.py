@@ -345,3 +345,17 @@ def test_a_feature_that_could_not_be_measured_adds_nothing() -> None:
     assert model.probability(
         replace(evidence, asked_covered=model.mean["asked_covered"] + 3 * model.scale["asked_covered"])
     ) > model.probability(evidence)
+
+
+def test_evidence_without_the_examples_counts_only_the_passages() -> None:
+    """For a source added after the labels: every feature learned from the examples is left out,
+    the passage evidence is kept, and the evidence says so."""
+    from assistant.coverage import EXAMPLE_FEATURES
+
+    model = CoverageModel.load()
+    liked = Evidence(**model.mean | {f: model.mean[f] + 2 * model.scale[f] for f in EXAMPLE_FEATURES})
+    plain = liked.without_examples()
+    assert liked.examples_counted and not plain.examples_counted
+    assert plain.dense == liked.dense and plain.sentence == liked.sentence
+    assert model.probability(plain) == pytest.approx(model.probability(Evidence(**model.mean)))
+    assert model.probability(plain) != pytest.approx(model.probability(liked))
