@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -33,6 +34,7 @@ from assistant.compose import (
 )
 from assistant.config import Settings
 from assistant.coverage import CoverageModel, Evidence, Examples, ReadQuery, rest
+from assistant.denials import DenialReader
 from assistant.embeddings import Embedder
 from assistant.errors import EMERGENCY_NOTE, AssistantError, InputError, StoreError
 from assistant.history import read_history
@@ -375,6 +377,9 @@ class Assistant:
         to be covered: it is then retrieved with its vector blended with the topic's and
         the topic's chunks as a third ranking.
         """
+        denied = self.denials.read(text) if self.denials is not None else None
+        if denied is not None and denied.phrases:  # "no numbness, ...": not what is asked
+            text, vector = denied.text, self.embedder.encode_one(denied.text)
         read = self.retriever.reader.read(text)
         qvec = self.embedder.encode_one(read.text) if read.changed else vector
         k = self.settings.top_k + 2 if detect_intent(read.text) is Intent.WHY else None
@@ -421,6 +426,22 @@ class Assistant:
             read.search, query_vector=vector, top_k=max(k, self.settings.rerank_pool), topic=topic
         )
         return self.reranker.rerank(read, pool, vector, self.composer.sentence_similarity, self.vote)[:k]
+
+    @cached_property
+    def denials(self) -> DenialReader | None:
+        """Reads the warning signs a person denies out of the question (`denials.py`), with the
+        triage policy's negation cues and sign phrases; None with a triager that has no policy."""
+        policy = getattr(self.triager, "policy", None)
+        if policy is None:
+            return None
+        patterns = getattr(self.triager, "patterns", None)
+        return DenialReader(
+            self.embedder,
+            [p for s in policy.signs for p in (s.name, *s.examples)],
+            policy.negation.pre,
+            policy.negation.terminators,
+            respell=(lambda text: patterns.prepare(text).folded) if patterns is not None else str,
+        )
 
     def vote(self, hits: Sequence[ScoredChunk], vector: np.ndarray) -> np.ndarray:
         """The labelled covered questions' votes for the candidates (`Examples.votes`)."""

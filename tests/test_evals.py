@@ -219,10 +219,11 @@ def test_reference_passages_and_key_facts_are_article_text() -> None:
             assert contains(md, fact) and contains(raw, fact), (a.id, fact)
 
 
-def test_new_writers_questions_are_never_fitted_on() -> None:
-    """The `new_writers` suite measures words no model has seen: its questions are neither in the
-    questions the coverage model, reranker and triage corpus are fitted on, nor among the
-    coverage model's labelled examples; and every expected phrase is article text."""
+@pytest.mark.parametrize(("folder", "at_least"), [("new_writers", 1000), ("denials", 150)])
+def test_new_writers_questions_are_never_fitted_on(folder: str, at_least: int) -> None:
+    """The `new_writers` and `denials` suites measure words no model has seen: their questions
+    are neither in the questions the coverage model, reranker and triage corpus are fitted on,
+    nor among the coverage model's labelled examples; and every expected phrase is article text."""
     import yaml
 
     from assistant.coverage import EXAMPLES_FILE
@@ -235,8 +236,8 @@ def test_new_writers_questions_are_never_fitted_on() -> None:
             if line.strip()
         ]
 
-    new, fitted = rows("new_writers"), rows("questions")
-    assert len(new) >= 1000
+    new, fitted = rows(folder), rows("questions")
+    assert len(new) >= at_least
     examples = yaml.safe_load(EXAMPLES_FILE.read_text(encoding="utf-8"))
     seen = {r["question"].casefold() for r in fitted} | {q.casefold() for q in examples["uncovered"]}
     seen |= {c["question"].casefold() for c in examples["covered"]}

@@ -17,6 +17,7 @@ from evals.suites import (
     blind,
     blind_triage,
     conversation,
+    denials,
     new_writers,
     questions,
     retrieval,
@@ -41,6 +42,7 @@ SUITES: dict[str, Suite] = {
     "blind_triage": Suite("blind_triage", blind_triage.run, False),
     "questions": Suite("questions", questions.run, True),
     "new_writers": Suite("new_writers", new_writers.run, True),
+    "denials": Suite("denials", denials.run, True),
     "blind": Suite("blind", blind.run, True),
 }
 QUICK = ("retrieval", "answers")

@@ -16,18 +16,12 @@ from pathlib import Path
 
 from evals import DATA_DIR
 from evals.results import SuiteResult
-from evals.suites.questions import _rows, score_questions
+from evals.suites.questions import score_all
 from evals.systems import Answerer
 
 DATA = DATA_DIR / "new_writers"
+DESCRIPTION = "Questions by writers no model was fitted on (all of them; no dev half), by writing style."
 
 
 def run(systems: Sequence[Answerer], data: Path = DATA) -> SuiteResult:
-    return score_questions(
-        systems,
-        _rows(data / "covered.jsonl"),
-        _rows(data / "uncovered.jsonl"),
-        [],
-        name="new_writers",
-        description="Questions by writers no model was fitted on (all of them; no dev half), by writing style.",
-    )
+    return score_all(systems, data, name="new_writers", description=DESCRIPTION)

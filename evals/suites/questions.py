@@ -193,3 +193,16 @@ def run(systems: Sequence[Answerer], data: Path = DATA) -> SuiteResult:
         name="questions",
         description="Own questions (test split: the coverage model is fitted on dev), by writing style.",
     )
+
+
+def score_all(systems: Sequence[Answerer], data: Path, *, name: str, description: str) -> SuiteResult:
+    """Every covered and uncovered question of a folder no model is fitted on (no dev half, no
+    follow-ups): the `new_writers` and `denials` suites."""
+    return score_questions(
+        systems,
+        _rows(data / "covered.jsonl"),
+        _rows(data / "uncovered.jsonl"),
+        [],
+        name=name,
+        description=description,
+    )
