@@ -189,6 +189,8 @@ class Assistant:
         self.examples.question_model(self.embedder, self.sentence_of)
         self.retriever.warm_up()
         self.triager.assess(WARM_UP_MESSAGE)
+        if self.denials is not None:
+            self.denials.warm_up()
         warm_up_language()
 
     # -- the pipeline ----------------------------------------------------------

@@ -147,6 +147,10 @@ class DenialReader:
         close()
         return out
 
+    def warm_up(self) -> None:
+        """Embed the sign phrases now, not on the first question that denies a sign."""
+        self._sign_vectors()
+
     def _sign_vectors(self) -> np.ndarray:
         with self._lock:
             if self._signs is None:
