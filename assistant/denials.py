@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import re
 import threading
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from assistant.coverage import content_terms
+from assistant.triage.patterns import fold
 
 # Cosine similarity to the closest sign phrase. Set before any measurement, between what sign
 # fragments scored ("fever" 0.71, "numbness or tingling" 0.75, "bladder issues" 0.78) and
@@ -53,12 +53,6 @@ LEADING = (
 
 _TOKEN = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
 _BREAK = re.compile(r"[,.;:!?()\[\]\n]|\s[-\u2013\u2014]+\s|[\u2013\u2014]")
-
-
-def _fold(token: str) -> str:
-    """As the policy's cues are written: lower case, no accents, no apostrophes."""
-    plain = unicodedata.normalize("NFKD", token.lower())
-    return "".join(c for c in plain if not unicodedata.combining(c) and c not in "'\u2019")
 
 
 @dataclass(frozen=True)
@@ -138,7 +132,7 @@ class DenialReader:
             segment.clear()
 
         for m in _TOKEN.finditer(text):
-            word = _fold(m.group())
+            word = fold(m.group())[0]  # as the backstop reads its cues: lower case, no apostrophes
             if _BREAK.search(text, previous_end, m.start()) or self._end.match(word):
                 close()
             if not self._end.match(word):
