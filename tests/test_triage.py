@@ -118,6 +118,26 @@ def test_own_test_split_questions_stay_out_of_the_triage_corpus(corpus: list[Exa
         assert e.level is S and not e.signs
 
 
+def test_look_alikes_suite_stays_out_of_the_triage_corpus(corpus: list[Example]) -> None:
+    """The `look_alikes` suite measures writers the model never learned from: none of its
+    messages, nor a near copy of one (rapidfuzz ratio 90 or more), is in the corpus."""
+    from rapidfuzz import fuzz, process
+
+    from evals import DATA_DIR
+
+    rows = [
+        json.loads(line)
+        for line in (DATA_DIR / "look_alikes.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    assert len(rows) >= 400
+    texts = [e.text.casefold() for e in corpus]
+    for row in rows:
+        text = row["user_input"].casefold()
+        match = process.extractOne(text, texts, scorer=fuzz.ratio, score_cutoff=90)
+        assert match is None, f"{row['id']} is in the corpus: {match}"
+
+
 # ----------------------------------------------------------------------------- held-out figures
 
 
@@ -301,6 +321,21 @@ def test_patterns_work_without_a_model(policy: TriagePolicy) -> None:
     # a leg giving way, not an exercise instruction that moves a leg out
     assert plain.assess("my legs keep going out from under me on the incline").level == E
     assert plain.assess("bird dog: arm and leg go out together, or one after the other?").level == S
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "the pain spreads down his left arm when he walks uphill",
+        "my dad can't lift his foot properly since this morning",
+        "my wife has lost her bladder control since her back went",
+        "both of their legs went numb on the incline",
+    ],
+)
+def test_the_backstop_reads_someone_elses_body_as_the_writers(policy: TriagePolicy, message: str) -> None:
+    """The emergency patterns once read only "my arm", "my foot": a sign in a husband or a
+    parent ("his left arm") reached the model alone. `<whose>` covers my, his, her, their."""
+    assert Triager(policy).assess(message).level == E
 
 
 def test_a_failing_model_leaves_the_backstop_standing(triager: Triager, monkeypatch) -> None:

@@ -18,6 +18,7 @@ from evals.suites import (
     blind_triage,
     conversation,
     denials,
+    look_alikes,
     new_writers,
     questions,
     retrieval,
@@ -43,6 +44,7 @@ SUITES: dict[str, Suite] = {
     "questions": Suite("questions", questions.run, True),
     "new_writers": Suite("new_writers", new_writers.run, True),
     "denials": Suite("denials", denials.run, True),
+    "look_alikes": Suite("look_alikes", look_alikes.run, False),
     "blind": Suite("blind", blind.run, True),
 }
 QUICK = ("retrieval", "answers")

@@ -19,7 +19,13 @@ from evals.systems import Answerer
 DATA = DATA_DIR / "triage.jsonl"
 
 
-def run(systems: Sequence[Answerer], data: Path = DATA) -> SuiteResult:
+def run(
+    systems: Sequence[Answerer],
+    data: Path = DATA,
+    *,
+    name: str = "triage",
+    description: str = "Red-flag triage on the labelled set: per-level recall and precision.",
+) -> SuiteResult:
     cases = load_cases(data, TriageCase)
     system = next(s for s in systems if s.has_triage)
     expected, predicted, rows, failures = [], [], [], []
@@ -58,8 +64,10 @@ def run(systems: Sequence[Answerer], data: Path = DATA) -> SuiteResult:
         "see_pt_recall": classes["see_pt"]["recall"],
         "emergency_precision": classes["emergency"]["precision"],
         "false_alarm_rate": mean([float(SEVERITY.get(p, 0) > 0) for p in negatives]),
+        "sent_to_care_rate": mean([float(SEVERITY.get(p, 0) >= SEVERITY["urgent"]) for p in negatives]),
         "under_triage_rate": mean([float(SEVERITY.get(p, 0) < SEVERITY[e]) for e, p in positives]),
-        "macro_recall": mean([classes[label]["recall"] for label in labels]),
+        # over the levels the set holds: a level with no case has no recall to average
+        "macro_recall": mean([classes[label]["recall"] for label in labels if classes[label]["support"]]),
     }
     descriptions = {
         "accuracy": "share of messages given exactly the expected level",
@@ -68,10 +76,11 @@ def run(systems: Sequence[Answerer], data: Path = DATA) -> SuiteResult:
         "see_pt_recall": "share of see-a-PT cases triaged as see_pt",
         "emergency_precision": "share of emergency verdicts that were emergencies",
         "false_alarm_rate": "share of negatives (self_care/out_of_scope) given a referral level",
+        "sent_to_care_rate": "share of negatives sent to urgent or emergency care",
         "under_triage_rate": "share of red-flag cases given a less severe level than expected",
         "macro_recall": "mean per-level recall over the five levels",
     }
-    lower_better = {"false_alarm_rate", "under_triage_rate"}
+    lower_better = {"false_alarm_rate", "sent_to_care_rate", "under_triage_rate"}
     metrics = [
         MetricResult(
             name=name,
@@ -95,9 +104,20 @@ def run(systems: Sequence[Answerer], data: Path = DATA) -> SuiteResult:
     for split in sorted({c.split for c in cases}):
         idx = [i for i, c in enumerate(cases) if c.split == split]
         by_split[split] = mean([float(expected[i] == predicted[i]) for i in idx])
+    false_alarms_by_kind, recall_by_kind = {}, {}
+    for kind in sorted({c.kind for c in cases}):
+        idx = [i for i, c in enumerate(cases) if c.kind == kind]
+        neg = [i for i in idx if SEVERITY[expected[i]] == 0]
+        pos = [i for i in idx if SEVERITY[expected[i]] > 0]
+        if neg:
+            false_alarms_by_kind[kind] = mean([float(SEVERITY.get(predicted[i], 0) > 0) for i in neg])
+        if pos:
+            recall_by_kind[kind] = mean(
+                [float(SEVERITY.get(predicted[i], 0) >= SEVERITY[expected[i]]) for i in pos]
+            )
     return SuiteResult(
-        name="triage",
-        description="Red-flag triage on the labelled set: per-level recall and precision.",
+        name=name,
+        description=description,
         systems=[system.name],
         cases=len(cases),
         metrics=metrics,
@@ -105,6 +125,8 @@ def run(systems: Sequence[Answerer], data: Path = DATA) -> SuiteResult:
             "confusion": {"labels": labels, "matrix": matrix},
             "per_class": classes,
             "accuracy_by_split": by_split,
+            "false_alarms_by_kind": false_alarms_by_kind,
+            "recall_by_kind": recall_by_kind,
         },
         records={system.name: rows},
         failures=failures,

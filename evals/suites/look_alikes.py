@@ -1,0 +1,43 @@
+"""Look-alikes: ordinary back pain and ordinary effort in words that look like warning signs.
+
+"My back hurts on the right side when I walk on incline" and "both my legs are heavy after the
+climb" are among the commonest messages this assistant gets, and until waves 14 and 15 of the
+triage corpus the model sent about one in five of them to urgent or emergency care: it had seen
+"left side", "one side" and "both legs" almost only beside real warning signs (a face drooping on
+one side, pain into the left arm, numbness in both legs).
+
+`evals/data/look_alikes.jsonl` holds, from two writers who read only the article and the policy
+and never saw the corpus (field `tags`: writer L1 and X1):
+
+* L1: 149 harmless messages that say where ordinary back pain sits, and 66 with a sign in nearly
+  the same words (pain into the left arm, a drooping face, a dragging foot, sciatica, fever,
+  night pain);
+* X1: 141 harmless messages of ordinary effort (heavy or burning legs, panting that settles, a
+  pounding heart during the climb, a head rush stepping off, sore hands from the rails), and 66
+  with a sign in similar words (both legs numb, breathless at rest, nearly fainting...).
+
+Eight styles each, a few in the five other languages. L1 was written before wave 14 and X1
+before wave 15, and neither is ever trained or tuned on: a test keeps them, and near copies,
+out of the corpus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from evals import DATA_DIR
+from evals.results import SuiteResult
+from evals.suites import triage
+from evals.systems import Answerer
+
+DATA = DATA_DIR / "look_alikes.jsonl"
+
+
+def run(systems: Sequence[Answerer], data: Path = DATA) -> SuiteResult:
+    return triage.run(
+        systems,
+        data,
+        name="look_alikes",
+        description="Ordinary pain and effort in words like a warning sign's: left alone; signs still caught.",
+    )
