@@ -78,7 +78,7 @@ def run(
         "false_alarm_rate": "share of negatives (self_care/out_of_scope) given a referral level",
         "sent_to_care_rate": "share of negatives sent to urgent or emergency care",
         "under_triage_rate": "share of red-flag cases given a less severe level than expected",
-        "macro_recall": "mean per-level recall over the five levels",
+        "macro_recall": "mean per-level recall over the levels the set holds",
     }
     lower_better = {"false_alarm_rate", "sent_to_care_rate", "under_triage_rate"}
     metrics = [
