@@ -343,3 +343,28 @@ def test_questions_suite_counts_urgent_and_emergency_replies_to_covered_question
     assert values["covered_escalated"] == 0.5
     untriaged = score_questions([Scripted(dict.fromkeys(levels))], covered, [], [], name="q", description="")
     assert {m.name: m.values["ours"] for m in untriaged.metrics}["covered_escalated"] is None
+
+
+def test_look_alikes_metrics_agree_with_their_records(quick_systems: list, tmp_path) -> None:
+    """The triage suites' rates are read back from the per-case records, so a miscounted rate
+    (a see-a-PT verdict counted as sent to care, a positive counted as a false alarm) fails.
+    Three real look-alike cases through the real assistant; whatever levels it gives."""
+    from evals.schema import SEVERITY
+    from evals.suites import look_alikes
+
+    rows = [json.loads(line) for line in look_alikes.DATA.read_text(encoding="utf-8").splitlines()]
+    picked = [r for r in rows if r["expected_level"] == "self_care"][:2]
+    picked += [r for r in rows if r["expected_level"] == "emergency"][:1]
+    data = tmp_path / "few.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in picked), encoding="utf-8")
+    result = look_alikes.run(quick_systems, data=data)
+    records = result.records["ours"]
+    negatives = [r for r in records if SEVERITY[r["expected_level"]] == 0]
+    assert result.name == "look_alikes" and len(records) == 3
+    sent = sum(SEVERITY[r["level"]] >= SEVERITY["urgent"] for r in negatives) / len(negatives)
+    alarms = sum(SEVERITY[r["level"]] > 0 for r in negatives) / len(negatives)
+    assert result.metric("sent_to_care_rate").values["ours"] == pytest.approx(sent)
+    assert result.metric("false_alarm_rate").values["ours"] == pytest.approx(alarms)
+    by_kind = result.plots["false_alarms_by_kind"]
+    assert set(by_kind) == {r["kind"] for r in negatives}
+    assert set(result.plots["recall_by_kind"]) == {r["kind"] for r in records if r not in negatives}

@@ -324,6 +324,23 @@ def test_patterns_work_without_a_model(policy: TriagePolicy) -> None:
 
 
 @pytest.mark.parametrize(
+    ("message", "level"),
+    [
+        ("both my legs are heavy and sore after the climb", S),
+        ("both legs are dead after 30 minutes at incline 12", S),
+        ("shooting pain going down both legs since this morning", E),
+        ("both of my legs feel numb and heavy", E),
+    ],
+)
+def test_the_backstop_reads_both_legs_as_a_sign_only_when_nerves_speak(
+    policy: TriagePolicy, message: str, level: TriageLevel
+) -> None:
+    """Heavy, sore or "dead" legs after a climb are effort; numb, tingling, weak legs, or pain
+    running down both, are the cauda equina sign. The patterns alone tell them apart."""
+    assert Triager(policy).assess(message).level == level
+
+
+@pytest.mark.parametrize(
     "message",
     [
         "the pain spreads down his left arm when he walks uphill",
