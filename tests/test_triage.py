@@ -265,6 +265,15 @@ def test_self_harm_gets_a_crisis_reply(triager: Triager, policy: TriagePolicy) -
     assert got.referral == policy.sign("self_harm").referral
 
 
+def test_someone_elses_crisis_gets_a_crisis_reply_about_them(triager: Triager, policy: TriagePolicy) -> None:
+    """A brother who talks of ending his life: the crisis wording, addressed to the one who
+    is worried for him ("if they might act on these thoughts"), not "I'm sorry you're feeling this way"."""
+    got = triager.assess("my brother keeps talking about ending his life since his back injury")
+    assert got.level == E
+    assert got.referral == policy.sign("self_harm").referral_other
+    assert "988" in got.referral
+
+
 @pytest.mark.parametrize(
     ("message", "language", "level"),
     [
@@ -347,11 +356,13 @@ def test_the_backstop_reads_both_legs_as_a_sign_only_when_nerves_speak(
         "my dad can't lift his foot properly since this morning",
         "my wife has lost her bladder control since her back went",
         "both of their legs went numb on the incline",
+        "my brother keeps talking about ending his life",
     ],
 )
 def test_the_backstop_reads_someone_elses_body_as_the_writers(policy: TriagePolicy, message: str) -> None:
     """The emergency patterns once read only "my arm", "my foot": a sign in a husband or a
-    parent ("his left arm") reached the model alone. `<whose>` covers my, his, her, their."""
+    parent ("his left arm", "ending his life") reached the model alone. `<whose>` covers my, his,
+    her, their."""
     assert Triager(policy).assess(message).level == E
 
 

@@ -141,9 +141,10 @@ def decide(analysis: Analysis, policy: TriagePolicy, thresholds: Thresholds) -> 
         lead = top[0]
         reasons = _reasons(found, current)
         # the decisive finding speaks of someone else ("my husband can't feel his groin")
-        referral = lead.sign.referral or (
-            policy.levels[level].referral_other if lead.other else policy.levels[level].referral
-        )
+        if lead.sign.referral:
+            referral = (lead.other and lead.sign.referral_other) or lead.sign.referral
+        else:
+            referral = policy.levels[level].referral_other if lead.other else policy.levels[level].referral
         language = analysis.language(lead.turn)
         translated = policy.levels[level].translations.get(language)
         if translated and not lead.sign.referral:

@@ -83,6 +83,10 @@ class SignPolicy(_Model):
     referral: str | None = Field(
         default=None, description="Wording that replaces the level's referral (a crisis line)."
     )
+    referral_other: str | None = Field(
+        default=None,
+        description="That wording when the sign is about someone else (my brother talks of ending his life).",
+    )
 
     @field_validator("level")
     @classmethod

@@ -17,8 +17,16 @@ and never saw the corpus (field `tags`: writer L1 and X1):
   with a sign in similar words (both legs numb, breathless at rest, nearly fainting...).
 
 Eight styles each, a few in the five other languages. L1 was written before wave 14 and X1
-before wave 15, and neither is ever trained or tuned on: a test keeps them, and near copies,
-out of the corpus.
+before wave 15. Two more writers were added in the eleventh session, each before the wave it
+checked:
+
+* B1 (kind `about_someone_else`): 150 harmless messages about a partner's, a parent's or a
+  friend's ordinary back, posture or effort, and 70 with a sign in that person;
+* M1 (kind `other_language`): Spanish, French, German, Portuguese and Italian, 121 harmless
+  messages and 123 with a sign (first and third person, past and present tense, regional words).
+
+None of them is ever trained or tuned on: a test keeps them, and near copies, out of the corpus
+(six M1 lines that another writer had also written, nearly word for word, were left out).
 """
 
 from __future__ import annotations
@@ -39,5 +47,8 @@ def run(systems: Sequence[Answerer], data: Path = DATA) -> SuiteResult:
         systems,
         data,
         name="look_alikes",
-        description="Ordinary pain and effort in words like a warning sign's: left alone; signs still caught.",
+        description=(
+            "Ordinary pain and effort, someone else's and in five other languages, in words like a"
+            " warning sign's: left alone; signs still caught."
+        ),
     )
