@@ -272,6 +272,8 @@ def test_someone_elses_crisis_gets_a_crisis_reply_about_them(triager: Triager, p
     assert got.level == E
     assert got.referral == policy.sign("self_harm").referral_other
     assert "988" in got.referral
+    # should the writer be the one at risk after all, the wording still speaks to them too
+    assert "yourself" in got.referral
 
 
 @pytest.mark.parametrize(
