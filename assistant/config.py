@@ -182,6 +182,11 @@ class Settings(BaseSettings):
         default=PACKAGE_DIR / "rules" / "triage_corpus",
         description="Folder of labelled messages (*.jsonl) the triage model is trained from.",
     )
+    triage_crossfit: Path = Field(
+        default=PACKAGE_DIR / "rules" / "triage_crossfit.yaml",
+        description="Thresholds chosen on out-of-style scores (`python -m assistant.triage.train crossfit`); "
+        "the lower of these and the dev-tuned ones applies.",
+    )
     cache_dir: Path = Field(
         default=PROJECT_ROOT / ".cache",
         description="Folder for artefacts derived from the repository and the packaged model "

@@ -3,6 +3,7 @@
     python -m assistant.triage.train report   # dev and test figures, per style and language,
                                               # and leave-one-style-out recall
     python -m assistant.triage.train tune     # choose C and the embedding weight on dev
+    python -m assistant.triage.train crossfit # thresholds from out-of-style scores (crossfit.py)
 
 The model is fitted on the train split only; decision thresholds are chosen on dev by the
 policy's costs (a missed emergency costs far more than a false alarm); test is only reported.
@@ -17,12 +18,14 @@ import logging
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from assistant.config import Settings
+from assistant.triage import crossfit
 from assistant.triage.corpus import Example, gate_windows, load_corpus, training_units
 from assistant.triage.decide import Analysis, decide
 from assistant.triage.model import TriageModel, fingerprint
@@ -71,6 +74,24 @@ class MemoEmbedder:
 
 
 def ensure_model(settings: Settings, policy: TriagePolicy, embedder: Any) -> TriageModel:
+    """The cached model for this corpus, policy and code (trained once if missing), with its
+    thresholds lowered to the cross-fitted ones where those are lower (`crossfit.py`)."""
+    model = _cached_model(settings, policy, embedder)
+    stored = crossfit.load(settings.triage_crossfit)
+    if stored is None:
+        log.warning("No cross-fitted thresholds in %s; using the dev-tuned ones.", settings.triage_crossfit)
+        return model
+    key, thresholds = stored
+    if key != crossfit.digest(settings.triage_corpus, policy):
+        log.warning(
+            "The cross-fitted thresholds in %s were chosen for another corpus or policy; rerun "
+            "`python -m assistant.triage.train crossfit` (about ten minutes). Using them meanwhile.",
+            settings.triage_crossfit,
+        )
+    return replace(model, thresholds=crossfit.lowest(model.thresholds, thresholds))
+
+
+def _cached_model(settings: Settings, policy: TriagePolicy, embedder: Any) -> TriageModel:
     """The cached model for this corpus, policy and code; trained (about a minute) if missing."""
     from filelock import FileLock
 
@@ -265,6 +286,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         policy = TriagePolicy.load(settings.triage_rules)
         ensure_model(settings, policy, Embedder.from_settings(settings))
         return 0
+    if args[:1] == ["crossfit"]:  # thresholds from out-of-style scores (about ten minutes)
+        from assistant.embeddings import Embedder
+
+        policy = TriagePolicy.load(settings.triage_rules)
+        examples = load_corpus(settings.triage_corpus, [s.id for s in policy.signs])
+        thresholds, figures = crossfit.crossfit(
+            examples, policy, MemoEmbedder(Embedder.from_settings(settings))
+        )
+        key = crossfit.digest(settings.triage_corpus, policy)
+        crossfit.save(settings.triage_crossfit, key, thresholds, figures)
+        print(f"wrote {settings.triage_crossfit}: {thresholds}")
+        return 0
     if args[:1] == ["audit"]:
         for row in audit_patterns(settings):
             print(json.dumps(row, ensure_ascii=False))
@@ -280,7 +313,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             Path(args[args.index("--out") + 1]).write_text(json.dumps(out, indent=1) + "\n")
         return 0
     print(
-        "usage: python -m assistant.triage.train [build | report [--no-loso] [--out FILE] | tune | audit]",
+        "usage: python -m assistant.triage.train"
+        " [build | report [--no-loso] [--out FILE] | tune | audit | crossfit]",
         file=sys.stderr,
     )
     return 2
