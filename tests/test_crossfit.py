@@ -97,3 +97,23 @@ def test_crossfit_scores_each_group_with_a_model_that_never_saw_it(
     path = tmp_path / "crossfit.yaml"
     crossfit.save(path, "k", thresholds, figures)
     assert crossfit.load(path) == ("k", thresholds)
+
+
+def test_the_digest_sees_what_decides_a_level_not_the_wording(policy: TriagePolicy) -> None:
+    corpus = Settings.load().triage_corpus
+    key = crossfit.digest(corpus, policy)
+    first = policy.signs[0]
+    reworded = first.model_copy(update={"referral": "Please call someone.", "name": "renamed sign"})
+    assert crossfit.digest(corpus, policy.model_copy(update={"signs": [reworded, *policy.signs[1:]]})) == key
+    widened = first.model_copy(update={"patterns": [*first.patterns, "a brand new phrasing"]})
+    assert crossfit.digest(corpus, policy.model_copy(update={"signs": [widened, *policy.signs[1:]]})) != key
+    cheaper = policy.costs.model_copy(update={"false_alarm": policy.costs.false_alarm + 1})
+    assert crossfit.digest(corpus, policy.model_copy(update={"costs": cheaper})) != key
+
+
+@pytest.mark.parametrize("text", ["thresholds: [0.2]\n", "digest: x\n", ": : :\n"])
+def test_a_malformed_file_is_a_config_error_saying_how_to_remake_it(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "crossfit.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match="train crossfit"):
+        crossfit.load(path)

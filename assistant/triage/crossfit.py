@@ -13,12 +13,13 @@ applied here: on out-of-style scores a 0.97 emergency floor pulls that threshold
     python -m assistant.triage.train crossfit   # about ten minutes: one model per group
 
 The result is stored in `rules/triage_crossfit.yaml` with a digest of what it depends on (the
-corpus and the policy's `model` and `costs`); a test fails when the digest is stale.
+corpus, and the policy bar its wording); a test fails when the digest is stale.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -55,13 +56,29 @@ STYLE_GROUPS: tuple[tuple[str, ...], ...] = (
 Fold = tuple[tuple[str, ...], Thresholds, list[Example], list[Analysis]]
 
 
+# the policy's wording: what a reply says, not what decides its level (left out of the digest,
+# so editing a referral does not ask for a ten-minute rerun)
+_WORDING: dict[str, Any] = {
+    "version": True,
+    "levels": True,
+    "signs": {"__all__": {"name", "source", "examples", "referral", "referral_other"}},
+    "scope": {
+        "referral": True,
+        "forbidden_referral": True,
+        "non_english": True,
+        "requests": {"__all__": {"name", "referral"}},
+    },
+}
+
+
 def digest(corpus_dir: Path, policy: TriagePolicy) -> str:
-    """sha256 over the corpus files and the parts of the policy the thresholds depend on."""
+    """sha256 over the corpus files and everything in the policy that decides a level (costs,
+    model, negation cues, terms, the signs' levels and patterns, the named requests), not its
+    wording."""
     h = hashlib.sha256()
     for f in sorted(Path(corpus_dir).glob("*.jsonl")):
         h.update(hashlib.sha256(f.read_bytes()).digest())
-    h.update(policy.model.model_dump_json().encode())
-    h.update(policy.costs.model_dump_json().encode())
+    h.update(json.dumps(policy.model_dump(mode="json", exclude=_WORDING), sort_keys=True).encode())
     h.update(repr(STYLE_GROUPS).encode())
     return h.hexdigest()
 
@@ -151,14 +168,23 @@ def save(path: Path, key: str, thresholds: Thresholds, figures: dict) -> None:
 
 
 def load(path: Path) -> tuple[str, Thresholds] | None:
-    """The stored digest and thresholds, or None when there is no file."""
+    """The stored digest and thresholds, or None when there is no file.
+
+    Raises:
+        ConfigError: the file is there but not one `save` wrote; the message says how to remake it.
+    """
     try:
         body = yaml.safe_load(path.read_text(encoding="utf-8"))
+        t = body["thresholds"]
+        levels = {level: float(t[str(level)]) for level in ESCALATING}
+        return str(body["digest"]), Thresholds(levels, float(t["out_of_scope"]))
     except FileNotFoundError:
         return None
-    t = body["thresholds"]
-    levels = {level: float(t[str(level)]) for level in ESCALATING}
-    return body["digest"], Thresholds(levels, float(t["out_of_scope"]))
+    except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"Cannot read the cross-fitted thresholds in {path} ({exc!r}); remake the file with "
+            "`python -m assistant.triage.train crossfit`, or delete it to serve the dev-tuned ones."
+        ) from exc
 
 
 def lowest(dev: Thresholds, crossfitted: Thresholds) -> Thresholds:
