@@ -20,7 +20,7 @@ from assistant.errors import ConfigError
 from assistant.triage import ESCALATING, TriagePolicy, Triager, crossfit
 from assistant.triage.corpus import Example, load_corpus, split_of, training_units
 from assistant.triage.decide import decide
-from assistant.triage.model import Thresholds
+from assistant.triage.model import Thresholds, contexts
 from assistant.triage.segment import WHOLE_CHARS, units, window
 from assistant.triage.train import analyse_all, ensure_model, metrics
 from assistant.triage.tuning import LEVELS, DevScores, tune_once, tune_thresholds
@@ -401,6 +401,37 @@ def test_the_model_overrules_a_pattern_only_when_near_certain(triager: Triager, 
     assert triager.model is not None
     monkeypatch.setattr(triager.model, "score", broken)
     assert triager.assess(message).level == E
+
+
+def test_a_pattern_in_a_hypothetical_clause_yields_to_a_fairly_sure_model(triager: Triager, monkeypatch) -> None:
+    """`pattern_veto_in_context`: the patterns cannot read that a clause is a general question
+    ("... serious in general?"), the model can; there a hit yields to a fairly sure model. A sign
+    reported in a clause that merely holds a cue ("what should I do?") still stands, and with no
+    model the pattern does."""
+    message = "is numbness in the groin serious in general?"
+    analysis = triager.analyse(message)
+    assert [h.sign.id for h in analysis.pattern_hits] == ["saddle_numbness"]
+    assert decide(analysis, triager.policy, triager.thresholds).level == S
+    plain = triager.policy.model_copy(
+        update={"model": triager.policy.model.model_copy(update={"pattern_veto_in_context": 0.0})}
+    )
+    assert decide(analysis, plain, triager.thresholds).level == E
+    assert triager.assess("I can't feel my groin since this morning, what should I do?").level == E
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the model broke")
+
+    assert triager.model is not None
+    monkeypatch.setattr(triager.model, "score", broken)
+    assert triager.assess(message).level == E
+
+
+def test_contexts_name_the_hypothetical_and_the_past(policy: TriagePolicy) -> None:
+    cues = policy.model.context_cues
+    assert contexts("What if both legs went numb?", cues) == ["hyp"]
+    assert contexts("I fainted once, years ago", cues) == ["past"]
+    assert contexts("Wenn ich meine Blase nicht mehr kontrollieren könnte", cues) == ["hyp"]
+    assert contexts("my legs are numb", cues) == []
 
 
 def test_a_red_flag_buried_in_a_huge_message_still_escalates(triager: Triager) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 
 from assistant.triage.corpus import FORBIDDEN, OFF_TOPIC
 from assistant.triage.language import detect_language
-from assistant.triage.model import Thresholds
+from assistant.triage.model import Thresholds, contexts
 from assistant.triage.patterns import PatternHit
 from assistant.triage.policy import ESCALATING, SignPolicy, TriagePolicy
 from assistant.triage.segment import Unit
@@ -93,7 +93,7 @@ def findings(analysis: Analysis, policy: TriagePolicy, thresholds: Thresholds) -
     scored = len(analysis.classes) > 0 and analysis.proba.shape[0] == len(analysis.units)
     for hit in analysis.pattern_hits:  # the reviewed backstop
         held = _holding(analysis, hit) if scored else None
-        if held is not None and _vetoed(p[held], hit.sign.level, policy.model.pattern_veto):
+        if held is not None and _vetoed(p[held], hit.sign.level, _veto(analysis.units[held].text, policy)):
             continue
         other = held is not None and len(analysis.other) > 0 and bool(analysis.other[held] >= OTHER_PERSON)
         found.append(Finding(hit.sign, hit.turn, hit.quote, "pattern", other))
@@ -108,6 +108,16 @@ def findings(analysis: Analysis, policy: TriagePolicy, thresholds: Thresholds) -
         sign = by_id[analysis.classes[int(best[u, k])]]
         found.append(Finding(sign, unit.turn, unit.text, "model", other, float(p[u, k])))
     return found
+
+
+def _veto(clause: str, policy: TriagePolicy) -> float:
+    """How sure the model must be that a pattern's clause holds no sign to drop the hit: surer
+    (`pattern_veto`) unless the clause is said in a hypothetical or historical context ("if both
+    legs ever go numb..."), which the patterns cannot read (`pattern_veto_in_context`)."""
+    model = policy.model
+    if model.pattern_veto_in_context > model.pattern_veto and contexts(clause, model.context_cues):
+        return model.pattern_veto_in_context
+    return model.pattern_veto
 
 
 def _vetoed(scores: np.ndarray, level: TriageLevel, veto: float) -> bool:

@@ -17,6 +17,7 @@ import re
 import tempfile
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +66,7 @@ class ContextMarker:
             self._compiled = (
                 re.compile(rf"^(?:{'|'.join(self.negation)})$"),
                 re.compile(rf"^(?:{'|'.join(self.terminators)})$"),
-                [(tag, re.compile(rf"(?<!\w)(?:{cue})(?!\w)")) for tag, cue in self.contexts.items()],
+                _context_patterns(tuple(self.contexts.items())),
             )
         return self._compiled
 
@@ -73,7 +74,7 @@ class ContextMarker:
         """The text with the words a negation governs left out (the character n-grams' view:
         "no lumps on my back" should not look like a lump)."""
         cue, stop, _ = self._patterns()
-        folded = strip_accents(text.lower().replace("'", "").replace("\u2019", ""))
+        folded = fold(text)
         out: list[str] = []
         left = 0
         for token in _TOKEN.findall(folded):
@@ -88,14 +89,14 @@ class ContextMarker:
         return " ".join(out)
 
     def __call__(self, text: str) -> str:
-        cue, stop, contexts = self._patterns()
-        folded = strip_accents(text.lower().replace("'", "").replace("\u2019", ""))
+        cue, stop, tagged = self._patterns()
+        folded = fold(text)
         out: list[str] = []
         clause: list[str] = []
 
         def close() -> None:
             joined = " ".join(clause)
-            for tag, pattern in contexts:
+            for tag, pattern in tagged:
                 if pattern.search(joined):
                     out.extend(f"{tag}_{w.removeprefix('neg_')}" for w in clause if w[0].isalnum())
             clause.clear()
@@ -122,6 +123,23 @@ class ContextMarker:
 
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def fold(text: str) -> str:
+    """Text as the policy's cues are written: lower case, no accents, no apostrophes."""
+    return strip_accents(text.lower().replace("'", "").replace("\u2019", ""))
+
+
+@lru_cache(maxsize=8)
+def _context_patterns(cues: tuple[tuple[str, str], ...]) -> list[tuple[str, re.Pattern[str]]]:
+    return [(tag, re.compile(rf"(?<!\w)(?:{cue})(?!\w)")) for tag, cue in cues]
+
+
+def contexts(text: str, cues: dict[str, str]) -> list[str]:
+    """The contexts (the policy's `context_cues`: hypothetical, historical) a clause is said in:
+    "what if both legs went numb?" -> ["hyp"]."""
+    folded = fold(text)
+    return [tag for tag, pattern in _context_patterns(tuple(cues.items())) if pattern.search(folded)]
 
 
 def strip_accents(text: str) -> str:

@@ -147,6 +147,14 @@ class ModelPolicy(_Model):
         description="A pattern hit is dropped when the model gives the clause that holds it less than "
         "this P(a sign of the pattern's level or worse): only near-certain 'no sign' (0 = never).",
     )
+    pattern_veto_in_context: float = Field(
+        default=0.0,
+        ge=0,
+        lt=0.1,
+        description="The veto for a hit whose clause is said in one of the `context_cues`' contexts "
+        "(hypothetical, historical), which the patterns cannot read and the model can; the larger "
+        "of the two applies (0 = no more than `pattern_veto`).",
+    )
     class_weight: dict[TriageLevel, float] = Field(
         description="Sample weight of units carrying a sign of this level (a miss costs more)."
     )
