@@ -382,17 +382,25 @@ def test_a_failing_model_leaves_the_backstop_standing(triager: Triager, monkeypa
     assert triager.assess("how do I do a glute bridge?").level == S
 
 
-def test_the_model_overrules_a_pattern_only_when_near_certain(triager: Triager, monkeypatch) -> None:
-    """`pattern_veto`: a pattern's words in another sense ("motivation fell hard") are dropped
-    only when the model gives their clause almost no chance of the sign; with no veto, or with
-    no model, the pattern stands."""
-    message = "my motivation fell hard after christmas, how do I restart the 12-3-30?"
+@pytest.mark.parametrize(
+    ("message", "sign", "veto"),
+    [
+        # another sense of a pattern's words: dropped only when the model is near-certain
+        ("my motivation fell hard after christmas, how do I restart the 12-3-30?", "serious_fall", "pattern_veto"),
+        # a general question, which the patterns cannot read and the model can: fairly sure is enough
+        ("is numbness in the groin serious in general?", "saddle_numbness", "pattern_veto_in_context"),
+    ],
+)
+def test_the_model_overrules_a_pattern_only_when_sure(
+    triager: Triager, monkeypatch, message: str, sign: str, veto: str
+) -> None:
+    """`pattern_veto` and `pattern_veto_in_context`: a pattern's hit is dropped only when the
+    model gives its clause little chance of the sign; with that veto at 0, or with no model,
+    the pattern stands."""
     analysis = triager.analyse(message)
-    assert [h.sign.id for h in analysis.pattern_hits] == ["serious_fall"]
+    assert [h.sign.id for h in analysis.pattern_hits] == [sign]
     assert decide(analysis, triager.policy, triager.thresholds).level == S
-    never = triager.policy.model_copy(
-        update={"model": triager.policy.model.model_copy(update={"pattern_veto": 0.0})}
-    )
+    never = triager.policy.model_copy(update={"model": triager.policy.model.model_copy(update={veto: 0.0})})
     assert decide(analysis, never, triager.thresholds).level == E
 
     def broken(*args, **kwargs):
@@ -403,27 +411,9 @@ def test_the_model_overrules_a_pattern_only_when_near_certain(triager: Triager, 
     assert triager.assess(message).level == E
 
 
-def test_a_pattern_in_a_hypothetical_clause_yields_to_a_fairly_sure_model(triager: Triager, monkeypatch) -> None:
-    """`pattern_veto_in_context`: the patterns cannot read that a clause is a general question
-    ("... serious in general?"), the model can; there a hit yields to a fairly sure model. A sign
-    reported in a clause that merely holds a cue ("what should I do?") still stands, and with no
-    model the pattern does."""
-    message = "is numbness in the groin serious in general?"
-    analysis = triager.analyse(message)
-    assert [h.sign.id for h in analysis.pattern_hits] == ["saddle_numbness"]
-    assert decide(analysis, triager.policy, triager.thresholds).level == S
-    plain = triager.policy.model_copy(
-        update={"model": triager.policy.model.model_copy(update={"pattern_veto_in_context": 0.0})}
-    )
-    assert decide(analysis, plain, triager.thresholds).level == E
+def test_a_sign_in_a_clause_that_holds_a_context_cue_still_escalates(triager: Triager) -> None:
+    """"what should I do?" is a hypothetical cue; the sign before it is reported, not asked about."""
     assert triager.assess("I can't feel my groin since this morning, what should I do?").level == E
-
-    def broken(*args, **kwargs):
-        raise RuntimeError("the model broke")
-
-    assert triager.model is not None
-    monkeypatch.setattr(triager.model, "score", broken)
-    assert triager.assess(message).level == E
 
 
 def test_contexts_name_the_hypothetical_and_the_past(policy: TriagePolicy) -> None:
