@@ -424,6 +424,43 @@ def test_contexts_name_the_hypothetical_and_the_past(policy: TriagePolicy) -> No
     assert contexts("my legs are numb", cues) == []
 
 
+def test_an_unknown_clinical_word_is_read_with_its_everyday_words(triager: Triager) -> None:
+    """`lay_words`: a clinical word the model never learned is scored as written and as read
+    with its everyday companions, and the stronger reading counts. A made-up word stands for
+    one the model has never seen, so the test does not depend on what the corpus holds."""
+    message = "Pt reports new-onset zorblax since 0600."
+    assert triager.assess(message).level not in ESCALATING
+    words = {**triager.policy.model.lay_words, "zorblax": "cannot feel my groin or bottom, wet myself"}
+    policy = triager.policy.model_copy(
+        update={"model": triager.policy.model.model_copy(update={"lay_words": words})}
+    )
+    reading = Triager(policy, triager.model, triager.embedder)
+    got = reading.assess(message)
+    assert got.level == E
+    assert any("zorblax" in r for r in got.reasons)  # the person's own words are quoted,
+    assert not any("cannot feel" in r for r in got.reasons)  # not the companions
+
+
+def test_reading_with_everyday_words_never_lowers_a_score(triager: Triager) -> None:
+    """Each sign's probability is the larger of the two readings', so every level's score is
+    at least what the text as written gets."""
+    assert triager.model is not None and triager.lay
+    policy = triager.policy
+    plain = Triager(
+        triager.policy.model_copy(update={"model": triager.policy.model.model_copy(update={"lay_words": {}})}),
+        triager.model,
+        triager.embedder,
+    )
+    for message in (
+        "Pt c/o LBP, denies saddle anaesthesia, new dysarthria and facial droop since this AM.",
+        "Douleur lombaire, hypoesthésie périnéale depuis hier.",
+        "how do I do a glute bridge?",
+    ):
+        read, written = triager.analyse(message), plain.analyse(message)
+        mine, theirs = read.level_scores(policy)[0], written.level_scores(policy)[0]
+        assert mine.shape == theirs.shape and (mine >= theirs - 1e-12).all()
+
+
 def test_a_red_flag_buried_in_a_huge_message_still_escalates(triager: Triager) -> None:
     filler = "I love walking on my treadmill in the evening while watching shows. " * 300
     got = triager.assess(filler + "Also my groin went numb today. " + filler)
@@ -451,12 +488,16 @@ def test_policy_validates_and_every_sign_is_reviewable(policy: TriagePolicy) -> 
         (lambda raw: raw["signs"][0].update(patterns=["<nosuchterm> x"]), "nosuchterm"),
         (lambda raw: raw["signs"][0].update(level="self_care"), "level"),
         (lambda raw: raw["costs"]["missed"].pop("urgent"), "urgent"),
+        (lambda raw: raw["model"].update(lay_words_file="nosuchfile.yaml"), "nosuchfile.yaml"),
     ],
 )
 def test_bad_policy_raises_config_error_saying_what_to_fix(tmp_path: Path, edit, message: str) -> None:
     import yaml
 
-    raw = yaml.safe_load(Settings.load().triage_rules.read_text(encoding="utf-8"))
+    rules = Settings.load().triage_rules
+    raw = yaml.safe_load(rules.read_text(encoding="utf-8"))
+    lay = raw["model"]["lay_words_file"]  # read from beside the policy
+    (tmp_path / lay).write_bytes((rules.parent / lay).read_bytes())
     edit(raw)
     path = tmp_path / "rules.yaml"
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")

@@ -143,7 +143,7 @@ def contexts(text: str, cues: dict[str, str]) -> list[str]:
 
 
 def strip_accents(text: str) -> str:
-    """"pérdida" -> "perdida": NFKD, combining marks dropped (as scikit-learn's
+    """ "pérdida" -> "perdida": NFKD, combining marks dropped (as scikit-learn's
     `strip_accents_unicode`, without importing scikit-learn at answer time)."""
     if text.isascii():
         return text
@@ -189,6 +189,8 @@ class TriageModel:
     gate_weight: float = 0.0
     thresholds: Thresholds = field(default_factory=Thresholds)
     fingerprint: str = ""
+    # the policy's lay words it learned from its training messages, read as written (`LayWords`)
+    lay_seen: frozenset[str] = frozenset()
 
     # -- scoring -----------------------------------------------------------------------
 

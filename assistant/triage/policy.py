@@ -171,6 +171,21 @@ class ModelPolicy(_Model):
         description="Tag -> regex of cues (folded text) that put a clause in a context "
         "(hypothetical, historical); the clause's words get a tagged copy.",
     )
+    lay_words_file: str = Field(
+        default="",
+        description="A YAML file beside the policy (its `glossary`: clinical word -> everyday "
+        "words) read into `lay_words` (`lay_words.LayWords`); empty = none.",
+    )
+    lay_words_seen: int = Field(
+        default=3,
+        ge=1,
+        description="A listed word found in at least this many training messages is one the model "
+        "learned as written: it is not read with everyday words.",
+    )
+    lay_words: dict[str, str] = Field(
+        default={},
+        description="Clinical word or phrase -> everyday words read after it (from `lay_words_file`).",
+    )
 
 
 class NegationPolicy(_Model):
@@ -237,6 +252,7 @@ class TriagePolicy(_Model):
             raise ConfigError(f"The triage policy {path} is not valid YAML: {exc}") from exc
         if not isinstance(raw, dict):
             raise ConfigError(f"The triage policy {path} must be a mapping, got {type(raw).__name__}")
+        _read_lay_words(raw, Path(path).parent)
         try:
             policy = cls.model_validate(raw)
         except ValidationError as exc:
@@ -294,3 +310,26 @@ class TriagePolicy(_Model):
             return Pattern(expanded)
         except regex.error as exc:
             raise ConfigError(f"{where}: pattern {pattern!r} does not compile: {exc}") from exc
+
+
+def _read_lay_words(raw: dict, folder: Path) -> None:
+    """Fill `model.lay_words` from the file `model.lay_words_file` names (kept apart so a
+    clinician can review the list on its own)."""
+    model = raw.get("model")
+    if not isinstance(model, dict) or not model.get("lay_words_file"):
+        return
+    name = str(model["lay_words_file"])
+    path = folder / name
+    try:
+        body = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(
+            f"Cannot read the lay words {path} (model.lay_words_file): {exc}. "
+            "Fix the file or set lay_words_file to ''."
+        ) from exc
+    glossary = body.get("glossary") if isinstance(body, dict) else None
+    if not isinstance(glossary, dict):
+        raise ConfigError(
+            f"The lay words {path} must hold a mapping `glossary: {{clinical word: everyday words}}`."
+        )
+    model["lay_words"] = {str(k): str(v) for k, v in glossary.items()}

@@ -28,6 +28,7 @@ from assistant.config import Settings
 from assistant.triage import crossfit
 from assistant.triage.corpus import Example, gate_windows, load_corpus, training_units
 from assistant.triage.decide import Analysis, decide
+from assistant.triage.lay_words import LayWords
 from assistant.triage.model import TriageModel, fingerprint
 from assistant.triage.policy import ModelPolicy, TriagePolicy
 from assistant.triage.segment import WHOLE_CHARS
@@ -48,7 +49,16 @@ POSITIVE_STYLES = (
 )
 KEEP_MODELS = 4  # cached models kept, newest first
 # the modules whose code the trained model and its tuned thresholds depend on
-_CODE = ("corpus.py", "decide.py", "model.py", "patterns.py", "segment.py", "train.py", "tuning.py")
+_CODE = (
+    "corpus.py",
+    "decide.py",
+    "lay_words.py",
+    "model.py",
+    "patterns.py",
+    "segment.py",
+    "train.py",
+    "tuning.py",
+)
 
 
 # --------------------------------------------------------------------------- building
@@ -100,6 +110,7 @@ def _cached_model(settings: Settings, policy: TriagePolicy, embedder: Any) -> Tr
     key = fingerprint(
         *(f.read_bytes() for f in corpus_files),
         Path(settings.triage_rules).read_bytes(),
+        json.dumps(policy.model.lay_words, sort_keys=True).encode(),  # read from a file beside it
         *((here / name).read_bytes() for name in _CODE),
         str(getattr(embedder, "model_id", "")).encode(),
     )
@@ -146,6 +157,9 @@ def fit_model(
         params,
         messages=(train, embedder.encode(whole)),
         gate=(windows, holds, embedder.encode(windows)),
+    )
+    model.lay_seen = LayWords(policy.model.lay_words).seen(
+        [e.text for e in train], policy.model.lay_words_seen
     )
     dev = [e for e in examples if e.split == "dev"]
     model.thresholds = tune_thresholds(analyse_all(model, dev, policy, embedder), dev, policy)

@@ -16,8 +16,10 @@ import numpy as np
 
 from assistant.config import Settings
 from assistant.text import plain_text
+from assistant.triage.corpus import NONE
 from assistant.triage.decide import Analysis, decide
-from assistant.triage.model import Thresholds, TriageModel
+from assistant.triage.lay_words import LayWords
+from assistant.triage.model import Scores, Thresholds, TriageModel
 from assistant.triage.patterns import PatternMatcher
 from assistant.triage.policy import TriagePolicy
 from assistant.triage.segment import MAX_CONVERSATION_UNITS, WHOLE_CHARS, Unit, units, window
@@ -52,6 +54,7 @@ class Triager:
         self.model = model
         self.embedder = embedder
         self.patterns = PatternMatcher(policy, known_words)
+        self.lay = LayWords(policy.model.lay_words, model.lay_seen if model is not None else ())
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -133,7 +136,7 @@ class Triager:
         scored = [u.text for u in pieces]
         seen = set(scored)
         names = scored + [w for w in dict.fromkeys([whole, *windows]) if w not in seen]
-        scores = self.model.score(names, self._vectors(names, known))
+        scores = self._stronger_reading(names, self.model.score(names, self._vectors(names, known)))
         row = {name: i for i, name in enumerate(names)}
         analysis.units = pieces
         analysis.classes = self.model.classes
@@ -144,6 +147,26 @@ class Triager:
         analysis.gate[[i for i, u in enumerate(pieces) if len(u.text) > WHOLE_CHARS]] = 1.0
         analysis.gate_weight = self.model.gate_weight
         analysis.scope = scores.scope[row[whole]] if scores.scope else {}
+
+    def _stronger_reading(self, names: list[str], scores: Scores) -> Scores:
+        """Each text read again with its clinical words' everyday companions (`LayWords`).
+        Each sign's probability is the larger of the two readings', so no level's score is
+        ever lower than the text as written gives it; scope and who is spoken of stay as written."""
+        assert self.model is not None
+        read = {i: self.lay(n) for i, n in enumerate(names)}
+        changed = [i for i, r in read.items() if r != names[i]]
+        if not changed:
+            return scores
+        texts = [read[i] for i in changed]
+        again = self.model.score(texts, self._vectors(texts, {}))
+        signs = [k for k, c in enumerate(self.model.classes) if c != NONE]
+        for j, i in enumerate(changed):
+            scores.proba[i, signs] = np.maximum(scores.proba[i, signs], again.proba[j, signs])
+            if len(signs) < len(self.model.classes):
+                none = self.model.classes.index(NONE)
+                scores.proba[i, none] = max(0.0, 1.0 - float(scores.proba[i, signs].sum()))
+            scores.gate[i] = max(scores.gate[i], again.gate[j])
+        return scores
 
     def _vectors(self, texts: list[str], known: Mapping[str, np.ndarray | None]) -> np.ndarray:
         """Embed texts, reusing cached vectors so history turns are not embedded again."""
