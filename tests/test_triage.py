@@ -451,11 +451,13 @@ def test_reading_with_everyday_words_never_lowers_a_score(triager: Triager) -> N
         triager.model,
         triager.embedder,
     )
-    for message in (
+    messages = (
         "Pt c/o LBP, denies saddle anaesthesia, new dysarthria and facial droop since this AM.",
         "Douleur lombaire, hypoesthésie périnéale depuis hier.",
         "how do I do a glute bridge?",
-    ):
+    )
+    assert any(triager.lay(m) != m for m in messages)  # at least one is read a second time
+    for message in messages:
         read, written = triager.analyse(message), plain.analyse(message)
         mine, theirs = read.level_scores(policy)[0], written.level_scores(policy)[0]
         assert mine.shape == theirs.shape and (mine >= theirs - 1e-12).all()

@@ -35,8 +35,8 @@ class LayWords:
 
     def __init__(self, words: Mapping[str, str], seen: Collection[str] = ()) -> None:
         """`seen`: listed words the model already learned (see `seen`), read as written."""
-        self.words = {fold(k).strip(): v.strip() for k, v in words.items() if k.strip() and v.strip()}
-        self.words = {k: v for k, v in self.words.items() if k not in seen}
+        folded = {fold(k).strip(): v.strip() for k, v in words.items() if k.strip() and v.strip()}
+        self.words = {k: v for k, v in folded.items() if k not in seen}
         keys = sorted(self.words, key=len, reverse=True)  # the longest phrase wins
         self._pattern = re.compile(rf"(?<!\w)(?:{'|'.join(map(re.escape, keys))})(?!\w)") if keys else None
 
@@ -55,14 +55,12 @@ class LayWords:
 
     def __call__(self, text: str) -> str:
         """The text with each listed word's companions after it; the text itself if none is listed."""
-        if self._pattern is None:
-            return text
+        if self._pattern is None or not self._pattern.search(fold(text)):
+            return text  # most texts: one search, no character-by-character offsets
         folded, where = _folded_with_offsets(text)
         ends: list[tuple[int, str]] = []
         for match in self._pattern.finditer(folded):
             ends.append((where[match.end() - 1] + 1, self.words[match.group(0)]))
-        if not ends:
-            return text
         out, last = [], 0
         for end, companions in ends:
             out.append(f"{text[last:end]} ({companions})")
