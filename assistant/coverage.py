@@ -34,6 +34,7 @@ from bm25s.stopwords import STOPWORDS_EN_PLUS
 
 from assistant.errors import ConfigError
 from assistant.question_model import QuestionModel
+from assistant.spelling import english_spelling, english_words, zipf
 from assistant.types import Chunk
 
 log = logging.getLogger(__name__)
@@ -53,12 +54,6 @@ TYPO_MIN_SCORE = 84.0
 # Short words ("bak", "cor") are corrected only when English hardly has them (Zipf 2.5: a few
 # per hundred million words), since one edit turns most short words into other real ones.
 SHORT_TYPO_MAX_ZIPF = 3.0
-# A word English hardly has (Zipf < 2.5) that one edit (two in a word of 7+ letters) turns into one
-# of English's most common words is a typo of it ("shoud", "streches"): it is read as that word,
-# and it weighs as that word, not as a rare one ("sciatica"), which would say a topic is missing.
-ENGLISH_TYPO_MAX_ZIPF = 2.5
-ENGLISH_WORDS = 25_000
-ENGLISH_TYPO_MIN_SCORE = 88.0  # rapidfuzz Indel similarity (0-100)
 FEATURES = (
     "dense",
     "sentence",
@@ -154,14 +149,6 @@ def stem(word: str) -> str:
     return str(_stemmer().stemWord(word.replace("-", "")))
 
 
-@lru_cache(maxsize=20_000)
-def zipf(word: str) -> float:
-    """How common a word is in English (wordfreq's Zipf scale, 0 = unseen, 8 = 'the')."""
-    from wordfreq import zipf_frequency
-
-    return float(zipf_frequency(word, "en"))
-
-
 @lru_cache(maxsize=4096)
 def passage_stems(passage: str) -> frozenset[str]:
     """The stems of a passage's words (cached: the same passages are read for every question)."""
@@ -172,39 +159,6 @@ def rarity(word: str) -> float:
     """Salience of a word, 0-1: everyday words (more common than ~30 per million words, Zipf
     4.5: "know", "bad", "week") rarely name a topic; rarer ones ("brace", "sciatica") do."""
     return max(0.02, 1.0 / (1.0 + math.exp(2.0 * (zipf(word) - 4.5))))
-
-
-@lru_cache(maxsize=1)
-def _english() -> tuple[dict[int, list[str]], dict[str, int]]:
-    """English's most common words by length, and each word's frequency rank (wordfreq)."""
-    from wordfreq import top_n_list
-
-    by_length: dict[int, list[str]] = {}
-    rank: dict[str, int] = {}
-    for i, w in enumerate(top_n_list("en", ENGLISH_WORDS)):
-        if w.isalpha():
-            by_length.setdefault(len(w), []).append(w)
-            rank[w] = i
-    return by_length, rank
-
-
-@lru_cache(maxsize=8192)
-def english_spelling(word: str) -> str | None:
-    """The common English word a typo stands for ("shoud" -> "should"), or None."""
-    if len(word) < 4 or not word.isalpha() or zipf(word) >= ENGLISH_TYPO_MAX_ZIPF:
-        return None
-    from rapidfuzz import fuzz, process
-    from rapidfuzz.distance import OSA
-
-    by_length, rank = _english()
-    edits = 2 if len(word) >= 7 else 1
-    candidates = [w for n in range(len(word) - edits, len(word) + edits + 1) for w in by_length.get(n, ())]
-    found = process.extract(word, candidates, scorer=OSA.distance, score_cutoff=edits, limit=None)
-    # and still alike as strings: two edits in "bursitis" make "bursts", which is another word
-    found = [f for f in found if fuzz.ratio(word, f[0]) >= ENGLISH_TYPO_MIN_SCORE]
-    if not found:
-        return None
-    return str(min(found, key=lambda f: (f[1], rank[f[0]]))[0])
 
 
 def content_terms(text: str) -> list[str]:
@@ -341,7 +295,7 @@ class QueryReader:
             for w in words(c.text):
                 self.counts[w] = self.counts.get(w, 0) + 1
         zipf("the")  # load wordfreq's tables now, not on the first question
-        _english()
+        english_words()
         self._phrases = sorted(
             (k for k in (*self.language.everyday, *self.language.conditions) if " " in k),
             key=len,

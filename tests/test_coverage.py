@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from assistant.compose import check_citations
-from assistant.coverage import CoverageModel, Evidence, QueryReader, english_spelling, rarity, rest
+from assistant.coverage import CoverageModel, Evidence, QueryReader, rarity, rest
+from assistant.spelling import english_spelling
 
 # In-domain questions the article does not answer: the evidence says so.
 NOT_COVERED = [

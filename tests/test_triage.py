@@ -424,39 +424,58 @@ def test_contexts_name_the_hypothetical_and_the_past(policy: TriagePolicy) -> No
     assert contexts("my legs are numb", cues) == []
 
 
-def test_an_unknown_clinical_word_is_read_with_its_everyday_words(triager: Triager) -> None:
-    """`lay_words`: a clinical word the model never learned is scored as written and as read
-    with its everyday companions, and the stronger reading counts. A made-up word stands for
-    one the model has never seen, so the test does not depend on what the corpus holds."""
-    message = "Pt reports new-onset zorblax since 0600."
+def _with_model_policy(triager: Triager, **update: object) -> Triager:
+    """The same model, with its policy's `model` section changed (a word list, say)."""
+    policy = triager.policy.model_copy(update={"model": triager.policy.model.model_copy(update=update)})
+    return Triager(policy, triager.model, triager.embedder)
+
+
+@pytest.mark.parametrize(
+    ("word_list", "message", "meaning"),
+    [
+        # a clinical word the model never learned, read with its everyday companions
+        ("lay_words", "Pt reports new-onset zorblax since 0600.", "cannot feel my groin or bottom, wet myself"),
+        # chat shorthand it never saw, read as the words it stands for
+        ("shorthand", "zorblax after the treadmill, what to do?", "I wet myself and cannot feel my groin"),
+    ],
+)
+def test_an_unknown_word_is_read_with_the_words_listed_for_it(
+    triager: Triager, word_list: str, message: str, meaning: str
+) -> None:
+    """`lay_words` and `shorthand`: a clause is scored as written and as read with a listed
+    word's meaning. A made-up word stands for one the model has never seen, so the test does
+    not depend on what the corpus holds."""
     assert triager.assess(message).level not in ESCALATING
-    words = {**triager.policy.model.lay_words, "zorblax": "cannot feel my groin or bottom, wet myself"}
-    policy = triager.policy.model_copy(
-        update={"model": triager.policy.model.model_copy(update={"lay_words": words})}
-    )
-    reading = Triager(policy, triager.model, triager.embedder)
+    words = {**getattr(triager.policy.model, word_list), "zorblax": meaning}
+    reading = _with_model_policy(triager, **{word_list: words})
     got = reading.assess(message)
     assert got.level == E
     assert any("zorblax" in r for r in got.reasons)  # the person's own words are quoted,
-    assert not any("cannot feel" in r for r in got.reasons)  # not the companions
+    assert not any("cannot feel" in r for r in got.reasons)  # not the listed meaning
+
+
+def test_shorthand_is_not_read_in_a_turn_in_another_language(triager: Triager) -> None:
+    german = "Nach dem Laufband heute zorblax, der Rücken ist etwas steif"
+    shorthand = {**triager.policy.model.shorthand, "zorblax": "I wet myself and cannot feel my groin"}
+    reading = _with_model_policy(triager, shorthand=shorthand)
+    assert triager.assess(german).level not in ESCALATING
+    assert reading.assess(german).level not in ESCALATING
 
 
 def test_reading_with_everyday_words_never_lowers_a_score(triager: Triager) -> None:
-    """Each sign's probability is the larger of the two readings', so every level's score is
-    at least what the text as written gets."""
+    """Each sign's probability is the larger of the readings with and without the everyday
+    companions, so every level's score is at least what the text gets without them."""
     assert triager.model is not None and triager.lay
     policy = triager.policy
-    plain = Triager(
-        triager.policy.model_copy(update={"model": triager.policy.model.model_copy(update={"lay_words": {}})}),
-        triager.model,
-        triager.embedder,
-    )
+    plain = _with_model_policy(triager, lay_words={})
     messages = (
         "Pt c/o LBP, denies saddle anaesthesia, new dysarthria and facial droop since this AM.",
         "Douleur lombaire, hypoesthésie périnéale depuis hier.",
         "how do I do a glute bridge?",
+        "pt c/o LBP n new dysarthria since yday",  # typed words and clinical ones at once
     )
     assert any(triager.lay(m) != m for m in messages)  # at least one is read a second time
+    assert triager.typed(messages[-1]) != messages[-1]
     for message in messages:
         read, written = triager.analyse(message), plain.analyse(message)
         mine, theirs = read.level_scores(policy)[0], written.level_scores(policy)[0]
@@ -491,6 +510,7 @@ def test_policy_validates_and_every_sign_is_reviewable(policy: TriagePolicy) -> 
         (lambda raw: raw["signs"][0].update(level="self_care"), "level"),
         (lambda raw: raw["costs"]["missed"].pop("urgent"), "urgent"),
         (lambda raw: raw["model"].update(lay_words_file="nosuchfile.yaml"), "nosuchfile.yaml"),
+        (lambda raw: raw["model"].update(shorthand_file="red_flags_nothing.yaml"), "red_flags_nothing.yaml"),
     ],
 )
 def test_bad_policy_raises_config_error_saying_what_to_fix(tmp_path: Path, edit, message: str) -> None:
@@ -498,8 +518,8 @@ def test_bad_policy_raises_config_error_saying_what_to_fix(tmp_path: Path, edit,
 
     rules = Settings.load().triage_rules
     raw = yaml.safe_load(rules.read_text(encoding="utf-8"))
-    lay = raw["model"]["lay_words_file"]  # read from beside the policy
-    (tmp_path / lay).write_bytes((rules.parent / lay).read_bytes())
+    for beside in (raw["model"]["lay_words_file"], raw["model"]["shorthand_file"]):  # read from beside it
+        (tmp_path / beside).write_bytes((rules.parent / beside).read_bytes())
     edit(raw)
     path = tmp_path / "rules.yaml"
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")

@@ -192,6 +192,11 @@ class TriageModel:
     # the policy's lay words it learned from its training messages, read as written (`LayWords`)
     lay_seen: frozenset[str] = frozenset()
 
+    def learned_words(self) -> frozenset[str]:
+        """The words its word features hold (each met in at least two training units, folded)."""
+        vocabulary = getattr(self.word, "vocabulary", None) or getattr(self.word, "vocabulary_", {})
+        return frozenset(w for w in vocabulary if " " not in w)
+
     # -- scoring -----------------------------------------------------------------------
 
     def _parts(self, texts: list[str], vectors: np.ndarray) -> tuple[sparse.csr_matrix, ...]:

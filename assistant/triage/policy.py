@@ -186,6 +186,15 @@ class ModelPolicy(_Model):
         default={},
         description="Clinical word or phrase -> everyday words read after it (from `lay_words_file`).",
     )
+    shorthand_file: str = Field(
+        default="",
+        description="A YAML file beside the policy (its `shorthand`: chat shorthand -> the words "
+        "meant) read into `shorthand` (`typed_words.TypedWords`); empty = none.",
+    )
+    shorthand: dict[str, str] = Field(
+        default={},
+        description="Chat shorthand -> the words it stands for ('' drops it), from `shorthand_file`.",
+    )
 
 
 class NegationPolicy(_Model):
@@ -252,7 +261,8 @@ class TriagePolicy(_Model):
             raise ConfigError(f"The triage policy {path} is not valid YAML: {exc}") from exc
         if not isinstance(raw, dict):
             raise ConfigError(f"The triage policy {path} must be a mapping, got {type(raw).__name__}")
-        _read_lay_words(raw, Path(path).parent)
+        _read_word_list(raw, Path(path).parent, "lay_words_file", "glossary", "lay_words")
+        _read_word_list(raw, Path(path).parent, "shorthand_file", "shorthand", "shorthand")
         try:
             policy = cls.model_validate(raw)
         except ValidationError as exc:
@@ -312,24 +322,20 @@ class TriagePolicy(_Model):
             raise ConfigError(f"{where}: pattern {pattern!r} does not compile: {exc}") from exc
 
 
-def _read_lay_words(raw: dict, folder: Path) -> None:
-    """Fill `model.lay_words` from the file `model.lay_words_file` names (kept apart so a
-    clinician can review the list on its own)."""
+def _read_word_list(raw: dict, folder: Path, file_field: str, key: str, into: str) -> None:
+    """Fill `model.<into>` from the mapping under `key` in the file `model.<file_field>` names
+    (kept apart so it can be reviewed, or shared with the question reader, on its own)."""
     model = raw.get("model")
-    if not isinstance(model, dict) or not model.get("lay_words_file"):
+    if not isinstance(model, dict) or not model.get(file_field):
         return
-    name = str(model["lay_words_file"])
-    path = folder / name
+    path = folder / str(model[file_field])
     try:
         body = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(
-            f"Cannot read the lay words {path} (model.lay_words_file): {exc}. "
-            "Fix the file or set lay_words_file to ''."
+            f"Cannot read {path} (model.{file_field}): {exc}. Fix the file or set {file_field} to ''."
         ) from exc
-    glossary = body.get("glossary") if isinstance(body, dict) else None
-    if not isinstance(glossary, dict):
-        raise ConfigError(
-            f"The lay words {path} must hold a mapping `glossary: {{clinical word: everyday words}}`."
-        )
-    model["lay_words"] = {str(k): str(v) for k, v in glossary.items()}
+    words = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(words, dict):
+        raise ConfigError(f"{path} (model.{file_field}) must hold a mapping `{key}: {{word: words}}`.")
+    model[into] = {str(k): "" if v is None else str(v) for k, v in words.items()}

@@ -57,7 +57,10 @@ _CODE = (
     "patterns.py",
     "segment.py",
     "train.py",
+    "triager.py",
     "tuning.py",
+    "typed_words.py",
+    "../spelling.py",
 )
 
 
@@ -110,7 +113,8 @@ def _cached_model(settings: Settings, policy: TriagePolicy, embedder: Any) -> Tr
     key = fingerprint(
         *(f.read_bytes() for f in corpus_files),
         Path(settings.triage_rules).read_bytes(),
-        json.dumps(policy.model.lay_words, sort_keys=True).encode(),  # read from a file beside it
+        json.dumps(policy.model.lay_words, sort_keys=True).encode(),  # read from files beside it
+        json.dumps(policy.model.shorthand, sort_keys=True).encode(),
         *((here / name).read_bytes() for name in _CODE),
         str(getattr(embedder, "model_id", "")).encode(),
     )
