@@ -24,6 +24,7 @@ from assistant.triage.model import Thresholds, contexts
 from assistant.triage.segment import WHOLE_CHARS, units, window
 from assistant.triage.train import analyse_all, ensure_model, metrics
 from assistant.triage.tuning import LEVELS, DevScores, tune_once, tune_thresholds
+from assistant.triage.typed_words import TypedWords
 from assistant.types import TriageLevel, Turn
 
 E, U, P, S, OOS = (
@@ -452,6 +453,12 @@ def test_an_unknown_word_is_read_with_the_words_listed_for_it(
     assert got.level == E
     assert any("zorblax" in r for r in got.reasons)  # the person's own words are quoted,
     assert not any("cannot feel" in r for r in got.reasons)  # not the listed meaning
+
+
+def test_words_the_served_model_learned_are_never_respelled(triager: Triager) -> None:
+    """ "glute" is one edit from "glue"; the model met it in training, so it is read as written."""
+    assert TypedWords({})("glute bridge") == "glue bridge"  # the speller alone would change it
+    assert triager.typed("how do I do a glute bridge?") == "how do I do a glute bridge?"
 
 
 def test_shorthand_is_not_read_in_a_turn_in_another_language(triager: Triager) -> None:

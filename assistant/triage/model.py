@@ -194,8 +194,7 @@ class TriageModel:
 
     def learned_words(self) -> frozenset[str]:
         """The words its word features hold (each met in at least two training units, folded)."""
-        vocabulary = getattr(self.word, "vocabulary", None) or getattr(self.word, "vocabulary_", {})
-        return frozenset(w for w in vocabulary if " " not in w)
+        return frozenset(w for w in self.word.vocabulary if " " not in w)  # type: ignore[attr-defined]
 
     # -- scoring -----------------------------------------------------------------------
 

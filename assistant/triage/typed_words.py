@@ -16,9 +16,9 @@ Words the model learned as written (its word features' vocabulary: "glute", and 
 its training messages hold) are never corrected. The triager reads only English turns this
 way (`Analysis.language`), and a word commoner in another language served than in English
 ("bein", "gambe") is left as written even there, so a German or Italian word is never
-"corrected" into an English one. Each sign's probability is
-the mean of the two readings' (`Triager._stronger_reading` says why not the larger), and the
-reasons still quote the person's own words.
+"corrected" into an English one. Each sign's probability is the mean of the two readings'
+(`Triager._stronger_reading` says why not the larger), and the reasons still quote the
+person's own words.
 """
 
 from __future__ import annotations
