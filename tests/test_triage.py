@@ -438,14 +438,16 @@ def _with_model_policy(triager: Triager, **update: object) -> Triager:
         ("lay_words", "Pt reports new-onset zorblax since 0600.", "cannot feel my groin or bottom, wet myself"),
         # chat shorthand it never saw, read as the words it stands for
         ("shorthand", "zorblax after the treadmill, what to do?", "I wet myself and cannot feel my groin"),
+        # a word about someone else, read as the person's own words
+        ("first_person", "zorblax after the treadmill, what to do?", "I wet myself and cannot feel my groin"),
     ],
 )
 def test_an_unknown_word_is_read_with_the_words_listed_for_it(
     triager: Triager, word_list: str, message: str, meaning: str
 ) -> None:
-    """`lay_words` and `shorthand`: a clause is scored as written and as read with a listed
-    word's meaning. A made-up word stands for one the model has never seen, so the test does
-    not depend on what the corpus holds."""
+    """`lay_words`, `shorthand` and `first_person`: a clause is scored as written and as read
+    with a listed word's meaning. A made-up word stands for one the model has never seen, so
+    the test does not depend on what the corpus holds."""
     assert triager.assess(message).level not in ESCALATING
     words = {**getattr(triager.policy.model, word_list), "zorblax": meaning}
     reading = _with_model_policy(triager, **{word_list: words})
@@ -461,10 +463,11 @@ def test_words_the_served_model_learned_are_never_respelled(triager: Triager) ->
     assert triager.typed("how do I do a glute bridge?") == "how do I do a glute bridge?"
 
 
-def test_shorthand_is_not_read_in_a_turn_in_another_language(triager: Triager) -> None:
+@pytest.mark.parametrize("word_list", ["shorthand", "first_person"])
+def test_english_words_are_not_read_in_a_turn_in_another_language(triager: Triager, word_list: str) -> None:
     german = "Nach dem Laufband heute zorblax, der Rücken ist etwas steif"
-    shorthand = {**triager.policy.model.shorthand, "zorblax": "I wet myself and cannot feel my groin"}
-    reading = _with_model_policy(triager, shorthand=shorthand)
+    words = {**getattr(triager.policy.model, word_list), "zorblax": "I wet myself and cannot feel my groin"}
+    reading = _with_model_policy(triager, **{word_list: words})
     assert triager.assess(german).level not in ESCALATING
     assert reading.assess(german).level not in ESCALATING
 
@@ -518,6 +521,7 @@ def test_policy_validates_and_every_sign_is_reviewable(policy: TriagePolicy) -> 
         (lambda raw: raw["costs"]["missed"].pop("urgent"), "urgent"),
         (lambda raw: raw["model"].update(lay_words_file="nosuchfile.yaml"), "nosuchfile.yaml"),
         (lambda raw: raw["model"].update(shorthand_file="red_flags_nothing.yaml"), "red_flags_nothing.yaml"),
+        (lambda raw: raw["model"].update(first_person_file="language.yaml"), "first_person"),
     ],
 )
 def test_bad_policy_raises_config_error_saying_what_to_fix(tmp_path: Path, edit, message: str) -> None:
@@ -525,7 +529,8 @@ def test_bad_policy_raises_config_error_saying_what_to_fix(tmp_path: Path, edit,
 
     rules = Settings.load().triage_rules
     raw = yaml.safe_load(rules.read_text(encoding="utf-8"))
-    for beside in (raw["model"]["lay_words_file"], raw["model"]["shorthand_file"]):  # read from beside it
+    for field in ("lay_words_file", "shorthand_file", "first_person_file"):  # read from beside it
+        beside = raw["model"][field]
         (tmp_path / beside).write_bytes((rules.parent / beside).read_bytes())
     edit(raw)
     path = tmp_path / "rules.yaml"

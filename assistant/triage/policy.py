@@ -195,6 +195,16 @@ class ModelPolicy(_Model):
         default={},
         description="Chat shorthand -> the words it stands for ('' drops it), from `shorthand_file`.",
     )
+    first_person_file: str = Field(
+        default="",
+        description="A YAML file beside the policy (its `first_person`: third-person words -> the "
+        "first-person words read instead) read into `first_person` (`first_person.FirstPerson`); "
+        "empty = none.",
+    )
+    first_person: dict[str, str] = Field(
+        default={},
+        description="Someone else's words -> the person's own ('his' -> 'my'), from `first_person_file`.",
+    )
 
 
 class NegationPolicy(_Model):
@@ -263,6 +273,7 @@ class TriagePolicy(_Model):
             raise ConfigError(f"The triage policy {path} must be a mapping, got {type(raw).__name__}")
         _read_word_list(raw, Path(path).parent, "lay_words_file", "glossary", "lay_words")
         _read_word_list(raw, Path(path).parent, "shorthand_file", "shorthand", "shorthand")
+        _read_word_list(raw, Path(path).parent, "first_person_file", "first_person", "first_person")
         try:
             policy = cls.model_validate(raw)
         except ValidationError as exc:

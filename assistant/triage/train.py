@@ -52,6 +52,7 @@ KEEP_MODELS = 4  # cached models kept, newest first
 _CODE = (
     "corpus.py",
     "decide.py",
+    "first_person.py",
     "lay_words.py",
     "model.py",
     "patterns.py",
@@ -115,6 +116,7 @@ def _cached_model(settings: Settings, policy: TriagePolicy, embedder: Any) -> Tr
         Path(settings.triage_rules).read_bytes(),
         json.dumps(policy.model.lay_words, sort_keys=True).encode(),  # read from files beside it
         json.dumps(policy.model.shorthand, sort_keys=True).encode(),
+        json.dumps(policy.model.first_person, sort_keys=True).encode(),
         *((here / name).read_bytes() for name in _CODE),
         str(getattr(embedder, "model_id", "")).encode(),
     )
