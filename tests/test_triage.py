@@ -258,9 +258,11 @@ def test_reasons_name_the_sign_and_quote_the_persons_words(triager: Triager, pol
 
 
 def test_someone_else_gets_wording_about_them(triager: Triager, policy: TriagePolicy) -> None:
-    got = triager.assess("my husband says his groin and inner thighs have gone numb since yesterday")
+    message = "my husband says his groin and inner thighs have gone numb since yesterday"
+    assert triager.first_person(message) != message  # it is also read as the writer's own groin,
+    got = triager.assess(message)
     assert got.level == E
-    assert got.referral == policy.levels[E].referral_other
+    assert got.referral == policy.levels[E].referral_other  # yet the reply still speaks about him
 
 
 def test_self_harm_gets_a_crisis_reply(triager: Triager, policy: TriagePolicy) -> None:

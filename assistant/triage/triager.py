@@ -148,7 +148,7 @@ class Triager:
         for w, u in zip(windows, pieces, strict=True):
             turn_of.setdefault(w, u.turn)
         turn_of.setdefault(whole, current)
-        scores = self._stronger_reading(
+        scores = self._read_again(
             names,
             [turn_of[n] for n in names],
             analysis.language,
@@ -165,7 +165,7 @@ class Triager:
         analysis.gate_weight = self.model.gate_weight
         analysis.scope = scores.scope[row[whole]] if scores.scope else {}
 
-    def _stronger_reading(
+    def _read_again(
         self, names: list[str], turns: list[int], language: Callable[[int], str], scores: Scores
     ) -> Scores:
         """Each text read again as meant.

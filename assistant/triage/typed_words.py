@@ -17,7 +17,7 @@ its training messages hold) are never corrected. The triager reads only English 
 way (`Analysis.language`), and a word commoner in another language served than in English
 ("bein", "gambe") is left as written even there, so a German or Italian word is never
 "corrected" into an English one. Each sign's probability is the mean of the two readings'
-(`Triager._stronger_reading` says why not the larger), and the reasons still quote the
+(`Triager._read_again` says why not the larger), and the reasons still quote the
 person's own words.
 """
 
