@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from evals import plots
@@ -66,7 +67,8 @@ def print_report(report: Report, console: Console | None = None) -> None:
         table.add_column("rule")
         table.add_column("", justify="center")
         for m in suite.metrics:
-            cells = [m.name] + [fmt(m.values.get(s), m.unit) for s in systems]
+            # escaped: Rich reads "[plain]" in "cited_hit[plain]" as markup and would drop it
+            cells = [escape(m.name)] + [fmt(m.values.get(s), m.unit) for s in systems]
             if "baseline" in systems:
                 r = m.ratio()
                 cells.append(f"{r:.2f}×" if r is not None else "–")
@@ -94,10 +96,10 @@ def print_bench(bench: dict[str, Any], console: Console | None = None) -> None:
     for row in bench.get("figures", []):
         ratio = row.get("ratio")
         table.add_row(
-            row["name"],
+            escape(row["name"]),
             fmt(row.get("value"), row.get("unit", "")),
             row.get("unit", ""),
-            row.get("versus", ""),
+            escape(row.get("versus", "")),
             f"{ratio:.2f}" if isinstance(ratio, float) else "",
             row.get("target", ""),
         )

@@ -179,6 +179,21 @@ def test_html_report_escapes_payloads(tmp_path: Path) -> None:
     assert "<script>alert" not in html and "<svg" in html
 
 
+def test_terminal_table_shows_bracketed_metric_names() -> None:
+    """Per-style metrics are named "cited_hit[plain]": Rich must print the brackets, not read them as markup."""
+    from rich.console import Console
+
+    from evals.render import print_report
+
+    report = _report(0.8, 2000, 10)
+    report.suites["retrieval"].metrics.append(
+        MetricResult(name="cited_hit[plain]", values={"ours": 0.9, "baseline": 0.8})
+    )
+    console = Console(record=True, width=200)
+    print_report(report, console)
+    assert "cited_hit[plain]" in console.export_text()
+
+
 def test_feedback_becomes_cases(tmp_path: Path) -> None:
     chunk = "3. Repeat 10 times.\nHold for a few seconds, engaging your glutes."
     up = FeedbackRecord(user_input="glute bridge reps?", response="- Repeat 10 times. [1]",
