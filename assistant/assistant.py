@@ -383,7 +383,7 @@ class Assistant:
         if denied is not None and denied.phrases:  # "no numbness, ...": not what is asked
             text, vector = denied.text, self.embedder.encode_one(denied.text)
         read = self.retriever.reader.read(text)
-        qvec = self.embedder.encode_one(read.text) if read.changed else vector
+        qvec = self.embedder.encode_one(read.embedded) if read.changed else vector
         k = self.settings.top_k + 2 if detect_intent(read.text) is Intent.WHY else None
         own = self._judge(read, qvec, self.search(read, qvec, top_k=k))
         topic = self._topic(turns) if turns else None
@@ -510,7 +510,7 @@ class Assistant:
                     break
             elif turn.role == "user" and turn.content.strip():
                 read = self.retriever.reader.read(plain_text(turn.content))
-                vec = self.embedder.encode_one(read.text)
+                vec = self.embedder.encode_one(read.embedded)
                 judged = self._judge(read, vec, self.search(read, vec))
                 if judged.p_covered >= self.coverage.threshold:
                     ids = [h.chunk.id for h in judged.hits[:2]]

@@ -213,14 +213,25 @@ class ReadQuery:
     conditions: dict[str, str] = field(default_factory=dict)  # named condition (its name) -> who can help
     expansions: list[str] = field(default_factory=list)  # plainer companions of everyday words
     corrected: bool = False  # a misspelling (or a loosely typed number) was corrected
+    # `text` with each everyday word's plainer companions in brackets right after it ("my traps
+    # (upper back shoulders) ache"): what is embedded. The sentence model reads "traps" as a
+    # word of its own, far from "upper back", so the companions must reach the vector, not only
+    # the BM25 search. Empty when no everyday word was read.
+    meant: str = ""
+
+    @property
+    def embedded(self) -> str:
+        """The text the question's vector is made from (`meant`, else `text`)."""
+        return self.meant or self.text
 
     @property
     def changed(self) -> bool:
-        """A word was respelled: the text means something the typed one did not, so embed it again.
+        """A word was respelled or given plainer companions: the text means something the typed
+        one did not, so embed it again.
 
         Shorthand ("pls" -> "please", "lol" dropped) hardly moves an embedding and is not counted.
         """
-        return self.corrected
+        return self.corrected or bool(self.meant)
 
     def known_share(self) -> float:
         total = sum(t.weight for t in self.terms)
@@ -355,6 +366,7 @@ class QueryReader:
             if re.search(rf"\b{re.escape(c)}\b", low)
         }
         out: list[str] = []
+        meant: list[str] = []  # `out` with companions after their everyday words
         extra: list[str] = []
         terms: dict[str, Term] = {}
         for phrase in self._phrases:  # "hold on", "spinal stenosis"
@@ -364,8 +376,10 @@ class QueryReader:
             parts = words(token)
             if not parts:
                 out.append(token)
+                meant.append(token)
                 continue
             rebuilt = token
+            companions: list[str] = []
             for w in parts:
                 read = self.language.shorthand[w] if w in self.language.shorthand else self.correct(w)
                 weighs_as = read
@@ -377,6 +391,7 @@ class QueryReader:
                 corrected |= w not in self.language.shorthand and read != w
                 if w in self.language.everyday:
                     extra.append(self.language.everyday[w])
+                    companions.append(self.language.everyday[w])
                 if read != w:
                     rebuilt = re.sub(re.escape(w), read, rebuilt, count=1, flags=re.I)
                 for r in words(read):
@@ -387,8 +402,13 @@ class QueryReader:
                         terms[r] = Term(w, r, weight, known, plainer)
             if rebuilt.strip():
                 out.append(rebuilt)
+                meant.append(f"{rebuilt} ({' '.join(companions)})" if companions else rebuilt)
         text = " ".join(out)
         text = re.sub(r"\s+", " ", text).strip()
+        # Only words' companions are embedded: a phrase's ("hold on" -> holding onto the treadmill)
+        # reads an idiom that the sentence may not mean ("how long do I hold on the top?"), and it
+        # stays in the BM25 search only, as before.
+        with_companions = re.sub(r"\s+", " ", " ".join(meant)).strip()
         search = " ".join([text, *dict.fromkeys(extra)]).strip()
         return ReadQuery(
             typed,
@@ -398,6 +418,7 @@ class QueryReader:
             conditions,
             list(dict.fromkeys(extra)),
             corrected,
+            with_companions if with_companions != text else "",
         )
 
 

@@ -133,7 +133,7 @@ def evidence_matrix(bot: Any, cases: Sequence[Labelled], examples: Sequence[Labe
         vec = bot.embedder.encode_one(text)
         with bot.examples.without(case.question):  # the reranker's vote, without its own label
             got = bot.retrieve(text, vec)
-        read_vec = bot.embedder.encode_one(got.read.text) if got.read.changed else vec
+        read_vec = bot.embedder.encode_one(got.read.embedded) if got.read.changed else vec
         _, sentence = bot.composer.closest_sentence([h.chunk for h in got.hits[:3]], read_vec)
         own_rest = rest(read_vec, sentence) if sentence is not None else np.zeros_like(read_vec)
         sims, rest_sims = ex_vecs @ read_vec, ex_rests @ own_rest
@@ -272,7 +272,7 @@ def rerank_groups(bot: Any, cases: Sequence[Labelled]) -> list[tuple[np.ndarray,
         if not case.covered or not case.expect_any:
             continue
         read = bot.retriever.reader.read(plain_text(case.question))
-        vec = bot.embedder.encode_one(read.text)
+        vec = bot.embedder.encode_one(read.embedded)
         pool = bot.retriever.search(read.search, query_vector=vec, top_k=bot.settings.rerank_pool)
         with bot.examples.without(case.question):  # a dev question is judged without its own label
             x = candidate_features(read, pool, vec, bot.composer.sentence_similarity, bot.vote)

@@ -75,7 +75,7 @@ class Ours:
         bot = self.assistant
         text = plain_text(clean_message(query, bot.settings.max_message_chars))
         read = bot.retriever.reader.read(text)
-        return [h.chunk.text for h in bot.search(read, bot.embedder.encode_one(read.text), top_k=k)]
+        return [h.chunk.text for h in bot.search(read, bot.embedder.encode_one(read.embedded), top_k=k)]
 
     def answer(self, message: str, history: Sequence[dict[str, str]] = ()) -> SystemAnswer:
         a = self.assistant.ask(message, history)

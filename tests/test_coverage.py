@@ -76,6 +76,17 @@ def test_shorthand_is_dropped_or_expanded_and_everyday_words_get_companions(read
     assert all(t.known for t in read.terms if t.typed in ("traps", "belly"))
 
 
+def test_everyday_words_reach_the_embedding_with_their_companions(reader) -> None:
+    """The vector is made from the words with their plainer companions beside them: the sentence
+    model alone puts "traps" far from the "upper back" the sources talk about."""
+    read = reader.read("my traps ache after incline walking lol, why?")
+    assert read.changed
+    assert read.embedded.startswith("my traps (upper back shoulders)")
+    assert "(" not in read.text  # what is answered and shown stays as typed (shorthand read)
+    plain = reader.read("how do I do the bird dog?")
+    assert plain.embedded == plain.text and not plain.changed
+
+
 def test_only_rare_words_are_named_as_missing(reader) -> None:
     read = reader.read("my sister says a knee brace helps her every week, goal is netflix later")
     assert "brace" in read.missing()
