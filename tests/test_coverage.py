@@ -85,6 +85,10 @@ def test_everyday_words_reach_the_embedding_with_their_companions(reader) -> Non
     assert "(" not in read.text  # what is answered and shown stays as typed (shorthand read)
     plain = reader.read("how do I do the bird dog?")
     assert plain.embedded == plain.text and not plain.changed
+    # a phrase's companions reach the search only: "hold on" here is a pause, not the rails
+    idiom = reader.read("how long do I hold on at the top?")
+    assert idiom.expansions and idiom.expansions[0] in idiom.search
+    assert idiom.embedded == idiom.text and not idiom.changed
 
 
 def test_only_rare_words_are_named_as_missing(reader) -> None:
