@@ -99,6 +99,43 @@ def test_a_buried_sign_is_a_unit_of_its_own() -> None:
     assert labelled["Anyway, which shoes do you like"] == "none"
 
 
+def _blind_texts(folder: Path) -> list[str]:
+    """Every message a person wrote in the blind set (questions, messages, conversation turns), lower-cased."""
+    out: list[str] = []
+
+    def walk(value: object, key: str = "") -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, k)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v, key)
+        elif isinstance(value, str) and key in ("question", "message", "text", "content", "user_input"):
+            out.append(value.lower())
+
+    for path in sorted(folder.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                walk(json.loads(line))
+    return out
+
+
+def test_no_corpus_message_is_a_near_copy_of_a_blind_set_message(corpus: list[Example]) -> None:
+    """The corpus README's rule: lines that come too close to the blind sets are dropped, so
+    the blind figures measure words the model never learned. Checked with rapidfuzz's `ratio`
+    (85, the bar the waves were checked at); only ids are reported, never the blind wording."""
+    from rapidfuzz import fuzz, process
+
+    from evals.suites.blind import BLIND_DIR
+
+    blind = _blind_texts(BLIND_DIR)
+    if not blind:
+        pytest.skip(f"{BLIND_DIR} is absent (the blind set lives beside the clone, in shared/evalsets)")
+    scores = process.cdist([e.text.lower() for e in corpus], blind, scorer=fuzz.ratio, workers=-1)
+    close = [(e.id, round(float(s))) for e, s in zip(corpus, scores.max(axis=1), strict=True) if s >= 85]
+    assert not close, f"corpus lines too close to a blind-set message (id, ratio): {close}"
+
+
 def test_own_test_split_questions_stay_out_of_the_triage_corpus(corpus: list[Example]) -> None:
     """The questions suite's test split is the triage model's out-of-corpus check of false
     alarms on plain questions; only dev-split questions may be training negatives."""
