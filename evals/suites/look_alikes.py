@@ -25,6 +25,14 @@ checked:
 * M1 (kind `other_language`): Spanish, French, German, Portuguese and Italian, 121 harmless
   messages and 123 with a sign (first and third person, past and present tense, regional words).
 
+A fifth writer was added in the twentieth session, beside wave 17 of the corpus and without
+sight of it:
+
+* N1 (kind `long_narrative`): 150 long, chatty messages (four to eight sentences of job, city,
+  family, pets and weather before a question), 50 in English and 20 in each of the five other
+  languages: 90 harmless and 60 with one sign stated in one clause in the middle, 15 of them in
+  someone else. Tags `voice:...` say how each is written, `about:...` whose the sign is.
+
 None of them is ever trained or tuned on: a test keeps them, and near copies, out of the corpus
 (six M1 lines that another writer had also written, nearly word for word, were left out).
 """
