@@ -196,6 +196,29 @@ def test_held_out_test_split_recall_and_false_alarms(test_split: dict) -> None:
     assert test_split["out_of_scope_recognised"] >= 0.50
 
 
+def test_long_chatty_messages_by_an_unseen_writer_in_six_languages(triager: Triager) -> None:
+    """`look_alikes` writer N1 (never trained on): long messages full of job, family and weather,
+    in English and the five other languages. Before wave 17 the model sent 22 of the 90 harmless
+    ones to care (21 of the 60 not in English, most to emergency care); a sign stated in one
+    clause among them must still be caught. Gates sit a little below today's figures (4 of 90
+    sent to care; 59 of 60 signs and 30 of 30 emergencies caught)."""
+    from evals import DATA_DIR
+
+    rows = [
+        json.loads(line)
+        for line in (DATA_DIR / "look_alikes.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    n1 = [r for r in rows if "writer:N1" in r["tags"]]
+    assert len(n1) == 150
+    got = [(TriageLevel(r["expected_level"]), triager.assess(r["user_input"]).level) for r in n1]
+    harmless = [g for e, g in got if e is S]
+    signs = [(e, g) for e, g in got if e is not S]
+    assert sum(g.severity > 0 for g in harmless) <= 9, f"{len(harmless)} harmless"
+    assert sum(g.severity >= e.severity for e, g in signs) >= 56, f"{len(signs)} with a sign"
+    assert all(g is E for e, g in signs if e is E)
+
+
 def test_tuning_judges_thresholds_as_decide_does(
     triager: Triager, corpus: list[Example], embedder: Embedder
 ) -> None:
