@@ -179,9 +179,6 @@ def test_look_alikes_suite_stays_out_of_the_triage_corpus(corpus: list[Example])
 # ----------------------------------------------------------------------------- held-out figures
 
 
-# ----------------------------------------------------------------------------- held-out figures
-
-
 def test_held_out_test_split_recall_and_false_alarms(test_split: dict) -> None:
     """Gates on the test split, which nothing was tuned on."""
     print(json.dumps(test_split, indent=1))
@@ -216,6 +213,29 @@ def test_long_chatty_messages_by_an_unseen_writer_in_six_languages(triager: Tria
     signs = [(e, g) for e, g in got if e is not S]
     assert sum(g.severity > 0 for g in harmless) <= 9, f"{len(harmless)} harmless"
     assert sum(g.severity >= e.severity for e, g in signs) >= 56, f"{len(signs)} with a sign"
+    assert all(g is E for e, g in signs if e is E)
+
+
+def test_clinical_words_and_short_messages_in_other_languages_by_an_unseen_writer(triager: Triager) -> None:
+    """`look_alikes` writer N2 (never trained on): harmless messages in clinical English (effort
+    that settles, a transient symptom with a benign cause, red flags denied in clinical terms,
+    educational questions) and short everyday ones in the five other languages, beside signs in
+    clinical words, euphemisms and other languages. Gates sit a little below today's figures
+    (6 of 109 harmless sent to care; 50 of 50 signs and 30 of 30 emergencies caught)."""
+    from evals import DATA_DIR
+
+    rows = [
+        json.loads(line)
+        for line in (DATA_DIR / "look_alikes.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    n2 = [r for r in rows if "writer:N2" in r["tags"]]
+    assert len(n2) == 159
+    got = [(TriageLevel(r["expected_level"]), triager.assess(r["user_input"]).level) for r in n2]
+    harmless = [g for e, g in got if e is S]
+    signs = [(e, g) for e, g in got if e is not S]
+    assert sum(g.severity > 0 for g in harmless) <= 10, f"{len(harmless)} harmless"
+    assert sum(g.severity >= e.severity for e, g in signs) >= 47, f"{len(signs)} with a sign"
     assert all(g is E for e, g in signs if e is E)
 
 
@@ -497,7 +517,7 @@ def _with_model_policy(triager: Triager, **update: object) -> Triager:
     ("word_list", "message", "meaning"),
     [
         # a clinical word the model never learned, read with its everyday companions
-        ("lay_words", "Pt reports new-onset zorblax since 0600.", "cannot feel my groin or bottom, wet myself"),
+        ("lay_words", "Pt notes zorblax after the incline session.", "cannot feel my groin or bottom, wet myself"),
         # chat shorthand it never saw, read as the words it stands for
         ("shorthand", "zorblax after the treadmill, what to do?", "I wet myself and cannot feel my groin"),
         # a word about someone else, read as the person's own words

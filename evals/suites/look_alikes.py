@@ -33,6 +33,14 @@ sight of it:
   languages: 90 harmless and 60 with one sign stated in one clause in the middle, 15 of them in
   someone else. Tags `voice:...` say how each is written, `about:...` whose the sign is.
 
+A sixth writer was added in the twenty-first session, beside wave 18 and without sight of it:
+
+* N2 (kinds `clinical_words`, `other_language`, `euphemism`): 60 harmless messages in clinical or
+  medically literate English (exertion that settles, a transient symptom with a benign cause,
+  red flags denied in clinical terms, educational questions), 49 short everyday harmless
+  messages in the five other languages, and 50 with a sign (clinical words, euphemisms, someone
+  else, other languages). One more harmless line came too close to a corpus line and was left out.
+
 None of them is ever trained or tuned on: a test keeps them, and near copies, out of the corpus
 (six M1 lines that another writer had also written, nearly word for word, were left out).
 """
