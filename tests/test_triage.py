@@ -193,12 +193,9 @@ def test_held_out_test_split_recall_and_false_alarms(test_split: dict) -> None:
     assert test_split["out_of_scope_recognised"] >= 0.50
 
 
-def test_long_chatty_messages_by_an_unseen_writer_in_six_languages(triager: Triager) -> None:
-    """`look_alikes` writer N1 (never trained on): long messages full of job, family and weather,
-    in English and the five other languages. Before wave 17 the model sent 22 of the 90 harmless
-    ones to care (21 of the 60 not in English, most to emergency care); a sign stated in one
-    clause among them must still be caught. Gates sit a little below today's figures (4 of 90
-    sent to care; 59 of 60 signs and 30 of 30 emergencies caught)."""
+def _unseen_writer(triager: Triager, writer: str) -> tuple[int, int, list[tuple[TriageLevel, TriageLevel]]]:
+    """One `look_alikes` writer's messages as triaged: how many there are, how many harmless ones
+    were sent to care (see-a-PT or worse), and (expected, got) for those with a sign."""
     from evals import DATA_DIR
 
     rows = [
@@ -206,13 +203,26 @@ def test_long_chatty_messages_by_an_unseen_writer_in_six_languages(triager: Tria
         for line in (DATA_DIR / "look_alikes.jsonl").read_text(encoding="utf-8").splitlines()
         if line.strip()
     ]
-    n1 = [r for r in rows if "writer:N1" in r["tags"]]
-    assert len(n1) == 150
-    got = [(TriageLevel(r["expected_level"]), triager.assess(r["user_input"]).level) for r in n1]
-    harmless = [g for e, g in got if e is S]
-    signs = [(e, g) for e, g in got if e is not S]
-    assert sum(g.severity > 0 for g in harmless) <= 9, f"{len(harmless)} harmless"
-    assert sum(g.severity >= e.severity for e, g in signs) >= 56, f"{len(signs)} with a sign"
+    mine = [r for r in rows if f"writer:{writer}" in r["tags"]]
+    got = [(TriageLevel(r["expected_level"]), triager.assess(r["user_input"]).level) for r in mine]
+    sent = sum(g.severity > 0 for e, g in got if e is S)
+    return len(mine), sent, [(e, g) for e, g in got if e is not S]
+
+
+def _caught(signs: list[tuple[TriageLevel, TriageLevel]]) -> int:
+    return sum(g.severity >= e.severity for e, g in signs)
+
+
+def test_long_chatty_messages_by_an_unseen_writer_in_six_languages(triager: Triager) -> None:
+    """`look_alikes` writer N1 (never trained on): long messages full of job, family and weather,
+    in English and the five other languages. Before wave 17 the model sent 22 of the 90 harmless
+    ones to care (21 of the 60 not in English, most to emergency care); a sign stated in one
+    clause among them must still be caught. Gates sit a little below today's figures (4 of 90
+    sent to care; 59 of 60 signs and 30 of 30 emergencies caught)."""
+    n, sent, signs = _unseen_writer(triager, "N1")
+    assert n == 150
+    assert sent <= 9
+    assert _caught(signs) >= 56, f"{len(signs)} with a sign"
     assert all(g is E for e, g in signs if e is E)
 
 
@@ -222,20 +232,10 @@ def test_clinical_words_and_short_messages_in_other_languages_by_an_unseen_write
     educational questions) and short everyday ones in the five other languages, beside signs in
     clinical words, euphemisms and other languages. Gates sit a little below today's figures
     (6 of 109 harmless sent to care; 50 of 50 signs and 30 of 30 emergencies caught)."""
-    from evals import DATA_DIR
-
-    rows = [
-        json.loads(line)
-        for line in (DATA_DIR / "look_alikes.jsonl").read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    ]
-    n2 = [r for r in rows if "writer:N2" in r["tags"]]
-    assert len(n2) == 159
-    got = [(TriageLevel(r["expected_level"]), triager.assess(r["user_input"]).level) for r in n2]
-    harmless = [g for e, g in got if e is S]
-    signs = [(e, g) for e, g in got if e is not S]
-    assert sum(g.severity > 0 for g in harmless) <= 10, f"{len(harmless)} harmless"
-    assert sum(g.severity >= e.severity for e, g in signs) >= 47, f"{len(signs)} with a sign"
+    n, sent, signs = _unseen_writer(triager, "N2")
+    assert n == 159
+    assert sent <= 10
+    assert _caught(signs) >= 47, f"{len(signs)} with a sign"
     assert all(g is E for e, g in signs if e is E)
 
 
