@@ -418,6 +418,9 @@ def test_patterns_work_without_a_model(policy: TriagePolicy) -> None:
     # a leg giving way, not an exercise instruction that moves a leg out
     assert plain.assess("my legs keep going out from under me on the incline").level == E
     assert plain.assess("bird dog: arm and leg go out together, or one after the other?").level == S
+    # "goes out" followed by where the leg moves is the exercise, not the leg failing
+    assert plain.assess("when my left hand shoots forward, which leg goes out back?").level == S
+    assert plain.assess("my knee gave out halfway through the walk").level == E
 
 
 @pytest.mark.parametrize(
