@@ -493,6 +493,13 @@ class CoverageModel:
     # band where answered questions are most often ones the sources don't quite answer. 0: never.
     hedge_below: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)  # how and on what it was fitted
+    # For a question whose best passage comes from a source the labelled examples never saw, none
+    # of `EXAMPLE_FEATURES` is measured. Reading them as the dev mean asks a model fitted with them
+    # to decide without them, and its threshold was set for questions that have them. So a second
+    # regression over the other features alone decides then: fitted on the same dev questions,
+    # its own threshold chosen by the same rule, and its intercept moved so that threshold lands
+    # on `threshold` (one threshold for callers). None: the dev-mean reading.
+    without_examples: dict[str, float] | None = None  # weights of the non-example features, "intercept"
 
     @classmethod
     def load(cls, path: Path = MODEL_FILE) -> CoverageModel:
@@ -506,6 +513,11 @@ class CoverageModel:
                 threshold=float(data.get("threshold", 0.5)),
                 hedge_below=float(data.get("hedge_below", 0.0)),
                 info=dict(data.get("info") or {}),
+                without_examples=(
+                    {k: float(v) for k, v in data["without_examples"].items()}
+                    if data.get("without_examples")
+                    else None
+                ),
             )
         except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
             raise ConfigError(
@@ -522,11 +534,17 @@ class CoverageModel:
         return model
 
     def probability(self, evidence: Evidence) -> float:
-        """A feature that could not be measured (NaN) counts as the dev mean: it adds nothing."""
-        z = self.intercept + sum(
-            self.weights[f] * (value - self.mean[f]) / self.scale[f]
+        """A feature that could not be measured (NaN) counts as the dev mean: it adds nothing.
+        With none of the example features measured, `without_examples` decides when fitted."""
+        weights, intercept = self.weights, self.intercept
+        unlabelled = not any(math.isfinite(getattr(evidence, f)) for f in EXAMPLE_FEATURES)
+        if unlabelled and self.without_examples is not None:
+            weights = self.without_examples
+            intercept = self.without_examples["intercept"]
+        z = intercept + sum(
+            weights[f] * (value - self.mean[f]) / self.scale[f]
             for f in FEATURES
-            if math.isfinite(value := getattr(evidence, f))
+            if f in weights and math.isfinite(value := getattr(evidence, f))
         )
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
@@ -546,6 +564,7 @@ class CoverageModel:
             "scale": self.scale,
             "threshold": self.threshold,
             "hedge_below": self.hedge_below,
+            **({"without_examples": self.without_examples} if self.without_examples else {}),
             "info": self.info,
         }
 

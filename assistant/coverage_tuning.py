@@ -24,6 +24,7 @@ import yaml
 
 from assistant.config import PROJECT_ROOT
 from assistant.coverage import (
+    EXAMPLE_FEATURES,
     EXAMPLES_FILE,
     FEATURES,
     MODEL_FILE,
@@ -36,6 +37,9 @@ from assistant.question_model import QuestionModel
 QUESTIONS_DIR = PROJECT_ROOT / "evals" / "data" / "questions"
 ANSWERS_FILE = PROJECT_ROOT / "evals" / "data" / "answers.jsonl"
 RETRIEVAL_FILE = PROJECT_ROOT / "evals" / "data" / "retrieval.jsonl"
+# Questions written only to be fitted on (`rules/question_corpus/README.md`): every one is in the
+# dev split, so the test split of `evals/data/questions` and the held-out suites stay as they were.
+CORPUS_DIR = Path(__file__).parent / "rules" / "question_corpus"
 
 # Share of the answered covered dev questions whose answer carries the hedge line: a hedge on one
 # answer in ten is a small price for saying so on about half of the answered uncovered ones.
@@ -58,7 +62,8 @@ class Labelled:
 
     @property
     def split(self) -> str:
-        return split_of(self.id)
+        """A corpus question is always fitted on (dev); the others split by `split_of`."""
+        return "dev" if self.source == "corpus" else split_of(self.id)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -71,11 +76,12 @@ def _text(row: dict[str, Any]) -> str:
     return str(row.get("question") or row.get("message") or row.get("user_input") or "")
 
 
-def labelled_questions(questions_dir: Path = QUESTIONS_DIR) -> list[Labelled]:
+def labelled_questions(questions_dir: Path = QUESTIONS_DIR, corpus_dir: Path = CORPUS_DIR) -> list[Labelled]:
     """The project's own single-turn questions with a covered / not covered label.
 
     `evals/data/questions/covered.jsonl` and `uncovered.jsonl` when they exist, plus the
-    answers and retrieval sets (every retrieval question is answered by the article).
+    answers and retrieval sets (every retrieval question is answered by the article), plus the
+    question corpus (`corpus_dir/*.jsonl`, dev only).
     """
     out: list[Labelled] = []
     for row in _read_jsonl(questions_dir / "covered.jsonl"):
@@ -108,6 +114,18 @@ def labelled_questions(questions_dir: Path = QUESTIONS_DIR) -> list[Labelled]:
                 "retrieval",
             )
         )
+    for path in sorted(corpus_dir.glob("*.jsonl")):
+        for row in _read_jsonl(path):
+            out.append(
+                Labelled(
+                    str(row["id"]),
+                    _text(row),
+                    bool(row["covered"]),
+                    str(row.get("style", "")),
+                    tuple(row.get("expect_any") or ()),
+                    "corpus",
+                )
+            )
     return [q for q in out if q.question.strip()]
 
 
@@ -185,6 +203,36 @@ def covered_examples(dev: Sequence[Labelled]) -> list[dict[str, Any]]:
     return [{"question": q, "answer": a} if a else {"question": q} for q, a in sorted(answers.items())]
 
 
+def _cross_validated(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """5-fold cross-validated p(covered): in-sample probabilities are over-confident and would set
+    the threshold too high for questions the model has not seen. The folds are shuffled (seeded):
+    the files list questions topic by topic, and unshuffled folds would each hold out whole topics
+    the likeness features still see."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000)
+    return np.asarray(cross_val_predict(model, z, y, cv=folds, method="predict_proba")[:, 1])
+
+
+def _threshold(p: np.ndarray, y: np.ndarray, min_answered: float) -> tuple[float, float]:
+    """(threshold, balanced accuracy): the best balanced accuracy among thresholds that answer at
+    least `min_answered` of the covered questions."""
+    best_t, best = 0.02, -1.0
+    for t in np.linspace(0.02, 0.8, 79):
+        pred = p >= t
+        tpr = (pred & (y == 1)).sum() / max((y == 1).sum(), 1)
+        tnr = (~pred & (y == 0)).sum() / max((y == 0).sum(), 1)
+        if tpr >= min_answered and (tpr + tnr) / 2 > best + 1e-9:
+            best_t, best = float(t), float((tpr + tnr) / 2)
+    return best_t, best
+
+
+def _logit(p: float) -> float:
+    return float(np.log(p / (1.0 - p)))
+
+
 def fit(
     x: np.ndarray, y: np.ndarray, info: dict[str, Any] | None = None, min_answered: float = 0.95
 ) -> CoverageModel:
@@ -197,6 +245,10 @@ def fit(
 
     `class_weight="balanced"` because covered questions outnumber uncovered ones; C=1
     (scikit-learn's default) keeps the five weights modest on a few hundred questions.
+
+    A second regression over the features that need no labelled example (`without_examples`)
+    decides for a source the examples never saw; its threshold is chosen by the same rule and
+    its intercept moved so that threshold falls on the first one's.
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -204,28 +256,19 @@ def fit(
     scale[scale == 0] = 1.0
     z = (x - mean) / scale
     lr = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(z, y)
-    # The threshold is chosen on 5-fold cross-validated probabilities: in-sample ones are
-    # over-confident and would set it too high for questions the model has not seen.
-    # The folds are shuffled (seeded): the files list questions topic by topic, and unshuffled
-    # folds would each hold out whole topics the likeness features still see.
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-
-    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
-    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000)
-    p = cross_val_predict(model, z, y, cv=folds, method="predict_proba")[:, 1]
-    best_t, best = 0.02, -1.0
-    for t in np.linspace(0.02, 0.8, 79):
-        pred = p >= t
-        tpr = (pred & (y == 1)).sum() / max((y == 1).sum(), 1)
-        tnr = (~pred & (y == 0)).sum() / max((y == 0).sum(), 1)
-        if tpr >= min_answered and (tpr + tnr) / 2 > best + 1e-9:
-            best_t, best = float(t), float((tpr + tnr) / 2)
+    p = _cross_validated(z, y)
+    best_t, best = _threshold(p, y, min_answered)
     # The hedge band: answered covered questions under `hedge_below` get a line saying the sources
     # may not answer exactly this. Set so HEDGE_SHARE of the answered covered dev questions carry
     # it (cross-validated, as the threshold); on dev that band holds about half of the uncovered
     # questions that are answered anyway.
     answered = p[(y == 1) & (p >= best_t)]
     hedge = float(np.quantile(answered, HEDGE_SHARE)) if len(answered) else 0.0
+    own = [i for i, f in enumerate(FEATURES) if f not in EXAMPLE_FEATURES]
+    alone = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(z[:, own], y)
+    alone_t, alone_best = _threshold(_cross_validated(z[:, own], y), y, min_answered)
+    without = {FEATURES[i]: round(float(w), 4) for i, w in zip(own, alone.coef_[0], strict=True)}
+    without["intercept"] = round(float(alone.intercept_[0]) - _logit(alone_t) + _logit(best_t), 4)
     return CoverageModel(
         weights={f: round(float(w), 4) for f, w in zip(FEATURES, lr.coef_[0], strict=True)},
         intercept=round(float(lr.intercept_[0]), 4),
@@ -233,7 +276,13 @@ def fit(
         scale={f: round(float(v), 4) for f, v in zip(FEATURES, scale, strict=True)},
         threshold=round(best_t, 3),
         hedge_below=round(max(hedge, best_t), 3),
-        info={**(info or {}), "dev_balanced_accuracy": round(best, 3), "min_answered": min_answered},
+        info={
+            **(info or {}),
+            "dev_balanced_accuracy": round(best, 3),
+            "dev_balanced_accuracy_without_examples": round(alone_best, 3),
+            "min_answered": min_answered,
+        },
+        without_examples=without,
     )
 
 

@@ -239,6 +239,22 @@ def test_clinical_words_and_short_messages_in_other_languages_by_an_unseen_write
     assert all(g is E for e, g in signs if e is E)
 
 
+def test_denied_past_and_asked_about_signs_by_an_unseen_writer(triager: Triager) -> None:
+    """`look_alikes` writer N3 (never trained on): signs mentioned only to deny them, as a finished
+    past event, as a hypothetical or educational question, or as a rule read somewhere, in English
+    and the five other languages, beside current signs said with negation words ("can't feel...",
+    "no control..."). Gates sit a little below today's figures (11 of 120 harmless sent to care;
+    49 of 50 signs and 30 of 31 emergencies caught). The one emergency missed, Spanish numbness
+    of the groin after "no me duele mucho" ("it doesn't hurt much"), is a known gap: the model
+    reads the denial of pain as a denial of the sign."""
+    n, sent, signs = _unseen_writer(triager, "N3")
+    assert n == 170
+    assert sent <= 14
+    assert _caught(signs) >= 47, f"{len(signs)} with a sign"
+    emergencies = [g for e, g in signs if e is E]
+    assert len(emergencies) == 31 and sum(g is E for g in emergencies) >= 30
+
+
 def test_tuning_judges_thresholds_as_decide_does(
     triager: Triager, corpus: list[Example], embedder: Embedder
 ) -> None:

@@ -41,6 +41,14 @@ A sixth writer was added in the twenty-first session, beside wave 18 and without
   messages in the five other languages, and 50 with a sign (clinical words, euphemisms, someone
   else, other languages). One more harmless line came too close to a corpus line and was left out.
 
+A seventh writer was added in the twenty-second session, beside a wave of denials written for
+the corpus (wave 19, tried and not kept; see the main README) and without sight of it:
+
+* N3 (kinds `denial`, `other_language`): 120 harmless messages that mention a sign only to deny
+  it, as a finished past event, as a hypothetical or educational question, or as a rule they read
+  (80 in English, 8 in each of the five other languages), and 50 with a current sign said with
+  negation words or among denials ("can't feel...", "no control..."; 35 English, 15 other).
+
 None of them is ever trained or tuned on: a test keeps them, and near copies, out of the corpus
 (six M1 lines that another writer had also written, nearly word for word, were left out).
 """
