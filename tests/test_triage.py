@@ -213,46 +213,45 @@ def _caught(signs: list[tuple[TriageLevel, TriageLevel]]) -> int:
     return sum(g.severity >= e.severity for e, g in signs)
 
 
-def test_long_chatty_messages_by_an_unseen_writer_in_six_languages(triager: Triager) -> None:
-    """`look_alikes` writer N1 (never trained on): long messages full of job, family and weather,
-    in English and the five other languages. Before wave 17 the model sent 22 of the 90 harmless
-    ones to care (21 of the 60 not in English, most to emergency care); a sign stated in one
-    clause among them must still be caught. Gates sit a little below today's figures (4 of 90
-    sent to care; 59 of 60 signs and 30 of 30 emergencies caught)."""
-    n, sent, signs = _unseen_writer(triager, "N1")
-    assert n == 150
-    assert sent <= 9
-    assert _caught(signs) >= 56, f"{len(signs)} with a sign"
-    assert all(g is E for e, g in signs if e is E)
-
-
-def test_clinical_words_and_short_messages_in_other_languages_by_an_unseen_writer(triager: Triager) -> None:
-    """`look_alikes` writer N2 (never trained on): harmless messages in clinical English (effort
-    that settles, a transient symptom with a benign cause, red flags denied in clinical terms,
-    educational questions) and short everyday ones in the five other languages, beside signs in
-    clinical words, euphemisms and other languages. Gates sit a little below today's figures
-    (6 of 109 harmless sent to care; 50 of 50 signs and 30 of 30 emergencies caught)."""
-    n, sent, signs = _unseen_writer(triager, "N2")
-    assert n == 159
-    assert sent <= 10
-    assert _caught(signs) >= 47, f"{len(signs)} with a sign"
-    assert all(g is E for e, g in signs if e is E)
-
-
-def test_denied_past_and_asked_about_signs_by_an_unseen_writer(triager: Triager) -> None:
-    """`look_alikes` writer N3 (never trained on): signs mentioned only to deny them, as a finished
-    past event, as a hypothetical or educational question, or as a rule read somewhere, in English
-    and the five other languages, beside current signs said with negation words ("can't feel...",
-    "no control..."). Gates sit a little below today's figures (11 of 120 harmless sent to care;
-    49 of 50 signs and 30 of 31 emergencies caught). The one emergency missed, Spanish numbness
-    of the groin after "no me duele mucho" ("it doesn't hurt much"), is a known gap: the model
-    reads the denial of pain as a denial of the sign."""
-    n, sent, signs = _unseen_writer(triager, "N3")
-    assert n == 170
-    assert sent <= 14
-    assert _caught(signs) >= 47, f"{len(signs)} with a sign"
-    emergencies = [g for e, g in signs if e is E]
-    assert len(emergencies) == 31 and sum(g is E for g in emergencies) >= 30
+# `look_alikes` writers never trained on; each gate sits a little below the figures of the day the
+# writer was added (harmless sent to care; signs caught; emergencies caught):
+# * N1: long messages full of job, family and weather, in English and the five other languages.
+#   Before wave 17 the model sent 22 of the 90 harmless ones to care (21 of the 60 not in English,
+#   most to emergency care); a sign stated in one clause among them must still be caught. Then:
+#   4 of 90; 59 of 60; 30 of 30.
+# * N2: harmless messages in clinical English (effort that settles, a transient symptom with a
+#   benign cause, red flags denied in clinical terms, educational questions) and short everyday
+#   ones in the five other languages, beside signs in clinical words, euphemisms and other
+#   languages. Then: 6 of 109; 50 of 50; 30 of 30.
+# * N3: signs mentioned only to deny them, as a finished past event, as a hypothetical or
+#   educational question, or as a rule read somewhere, in English and the five other languages,
+#   beside current signs said with negation words ("can't feel...", "no control..."). Then: 11 of
+#   120; 49 of 50; 30 of 31. The one emergency missed, Spanish numbness of the groin after "no me
+#   duele mucho" ("it doesn't hurt much"), is a known gap: the model reads the denial of pain as a
+#   denial of the sign.
+@pytest.mark.parametrize(
+    ("writer", "messages", "emergencies", "most_sent", "least_caught", "most_missed"),
+    [
+        pytest.param("N1", 150, 30, 9, 56, 0, id="N1-long-chatty-six-languages"),
+        pytest.param("N2", 159, 30, 10, 47, 0, id="N2-clinical-words-short-other-languages"),
+        pytest.param("N3", 170, 31, 14, 47, 1, id="N3-denied-past-asked-about"),
+    ],
+)
+def test_an_unseen_writers_harmless_messages_are_left_alone_and_signs_caught(
+    triager: Triager,
+    writer: str,
+    messages: int,
+    emergencies: int,
+    most_sent: int,
+    least_caught: int,
+    most_missed: int,
+) -> None:
+    n, sent, signs = _unseen_writer(triager, writer)
+    assert n == messages
+    assert sent <= most_sent
+    assert _caught(signs) >= least_caught, f"{len(signs)} with a sign"
+    got = [g for e, g in signs if e is E]
+    assert len(got) == emergencies and sum(g is not E for g in got) <= most_missed
 
 
 def test_tuning_judges_thresholds_as_decide_does(
