@@ -429,10 +429,20 @@ class Assistant:
     ) -> list[ScoredChunk]:
         """Hybrid retrieval of `rerank_pool` candidates, reranked (`rerank.Reranker`): the best `top_k`."""
         k = top_k or self.settings.top_k
-        pool = self.retriever.search(
-            read.search, query_vector=vector, top_k=max(k, self.settings.rerank_pool), topic=topic
-        )
+        pool = self.candidates(read, vector, max(k, self.settings.rerank_pool), topic)
         return self.reranker.rerank(read, pool, vector, self.composer.sentence_similarity, self.vote)[:k]
+
+    def candidates(
+        self, read: ReadQuery, vector: np.ndarray, pool: int, topic: Sequence[str] = ()
+    ) -> list[ScoredChunk]:
+        """What the reranker chooses from: the `pool` best by fusion, and the chunks the labelled
+        questions most like this one were answered by when fusion left them out (at most
+        `voted_candidates`): a question in words the sources never use is often far from its
+        passage, and near a question asked before."""
+        hits = self.retriever.search(read.search, query_vector=vector, top_k=pool, topic=topic)
+        have = {h.chunk.id for h in hits}
+        voted = self.examples.voted_chunks(self.embedder, vector, self.settings.voted_candidates)
+        return hits + self.retriever.scored([c for c in voted if c not in have], vector)
 
     @cached_property
     def denials(self) -> DenialReader | None:

@@ -100,6 +100,13 @@ class Settings(BaseSettings):
         description="Fused candidates the reranker (assistant/rules/rerank_model.yaml) reorders; "
         "the best top_k of them are answered from.",
     )
+    voted_candidates: int = Field(
+        default=3,
+        ge=0,
+        le=20,
+        description="Chunks the labelled questions most like a question were answered by, added to "
+        "the reranker's candidates when fusion missed them (0 = none; `Assistant.candidates`).",
+    )
     min_similarity: float = Field(
         default=0.30,
         ge=-1,

@@ -606,6 +606,7 @@ class Examples:
         self._vectors: tuple[Any, Any] | None = None
         self._knowledge: tuple[Any, Any] | None = None  # see `know`
         self._answered: tuple[dict[str, int], Any] | None = None  # see `know` and `votes`
+        self._unseen: set[str] = set()  # chunks of sources added since the examples were labelled
         self._left_out: str | None = None  # see `without`
         self._rests: tuple[Any, Any] | None = None
         self._kept: Any = None  # which uncovered examples are still uncovered (see `vectors`)
@@ -705,6 +706,7 @@ class Examples:
         self._read = read
         answered = holding(chunk_texts, self.answers)
         self._answered = ({c: i for i, c in enumerate(chunk_ids)}, answered) if answered.any() else None
+        self._unseen = {c for c, n in zip(chunk_ids, new, strict=False) if n} if self.sources else set()
 
     @contextmanager
     def without(self, question: str) -> Iterator[None]:
@@ -742,11 +744,16 @@ class Examples:
     def votes(self, embedder: Any, vector: Any, chunk_ids: Sequence[str]) -> Any:
         """Per chunk: how strongly the covered examples most like the question say that chunk
         answered them, the sum of the VOTERS nearest ones' similarities over VOTERS (0 for a
-        chunk none of them points at)."""
+        chunk none of them points at).
+
+        No candidate gets a vote when one of them comes from a source added since the examples
+        were labelled: nobody could have voted for it, so the votes would not compare like with
+        like ("how do I do a dead bug?" would go to the one passage that names dead bugs among
+        the labelled sources, past a new document's "Dead Bug" section)."""
         import numpy as np
 
         out = np.zeros(len(chunk_ids), dtype=np.float32)
-        if self._answered is None:
+        if self._answered is None or not self._unseen.isdisjoint(chunk_ids):
             return out
         column, answered = self._answered
         voters = self.voters(embedder, vector)
@@ -758,6 +765,24 @@ class Examples:
             if cid in column:
                 out[i] = float(weight @ answered[top, column[cid]]) / VOTERS
         return out
+
+    def voted_chunks(self, embedder: Any, vector: Any, limit: int) -> list[str]:
+        """Up to `limit` chunks the covered examples most like the question were answered by,
+        most voted first: candidates fusion may have missed ("should I watch my toes or the
+        ceiling on the belt?" shares no word and little meaning with "keep a neutral gaze
+        ahead", but its nearest labelled questions were answered there)."""
+        import numpy as np
+
+        if self._answered is None or limit <= 0:
+            return []
+        column, answered = self._answered
+        voters = self.voters(embedder, vector)
+        if not voters:
+            return []
+        weight = np.array([w for _, w in voters], dtype=np.float32)
+        score = weight @ answered[np.array([i for i, _ in voters])]
+        ids = sorted(column, key=column.__getitem__)
+        return [ids[j] for j in np.argsort(-score, kind="stable")[:limit] if score[j] > 0]
 
     def _still_uncovered(self, unc: Any) -> Any:
         """Which uncovered examples are still unanswered by the sources (see `know`)."""

@@ -309,7 +309,7 @@ def scores(model: CoverageModel, x: np.ndarray, y: np.ndarray) -> dict[str, floa
 def rerank_groups(bot: Any, cases: Sequence[Labelled]) -> list[tuple[np.ndarray, np.ndarray]]:
     """(candidate features, holds the answer) per covered case with expected phrases.
 
-    The candidates are the fused `rerank_pool` the assistant reranks; a candidate holds the
+    The candidates are those the assistant reranks (`Assistant.candidates`); a candidate holds the
     answer when it contains one of the case's expected phrases (as the blind scorer counts).
     """
     from assistant.rerank import candidate_features
@@ -322,8 +322,8 @@ def rerank_groups(bot: Any, cases: Sequence[Labelled]) -> list[tuple[np.ndarray,
             continue
         read = bot.retriever.reader.read(plain_text(case.question))
         vec = bot.embedder.encode_one(read.embedded)
-        pool = bot.retriever.search(read.search, query_vector=vec, top_k=bot.settings.rerank_pool)
         with bot.examples.without(case.question):  # a dev question is judged without its own label
+            pool = bot.candidates(read, vec, bot.settings.rerank_pool)
             x = candidate_features(read, pool, vec, bot.composer.sentence_similarity, bot.vote)
         y = np.array([any(contains(h.chunk.text, p) for p in case.expect_any) for h in pool])
         groups.append((x, y))

@@ -162,6 +162,16 @@ class HybridRetriever(BaseRetriever):
     def chunk(self, chunk_id: str) -> Chunk:
         return self._chunks[chunk_id]
 
+    def scored(self, ids: Sequence[str], query_vector: np.ndarray) -> list[ScoredChunk]:
+        """Chunks fusion did not rank, with their cosine similarity to the query (fused and BM25
+        scores 0): candidates found another way (`Assistant.candidates`)."""
+        q = _unit(query_vector)
+        return [
+            ScoredChunk(self._chunks[i], 0.0, float(v @ q), 0.0)
+            for i, v in self.vectors(ids).items()
+            if i in self._chunks
+        ]
+
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Unit-length vectors of the given chunks, from memory (unknown ids are skipped)."""
         if self._matrix is None:

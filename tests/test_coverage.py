@@ -316,6 +316,44 @@ def test_similar_answered_questions_vote_for_the_passage_that_answered_them(embe
     assert unrelated[0] < votes[0]
 
 
+def test_the_passages_similar_questions_were_answered_by_become_candidates(embedder) -> None:
+    """`Examples.voted_chunks`: most voted first, only chunks some near example was answered by,
+    never more than asked for, and none without its own label inside `without`."""
+    from assistant.coverage import Examples
+
+    examples = Examples(
+        ["where should my eyes point while I walk?", "what speed is the 12-3-30?"],
+        [],
+        answers=[("neutral gaze ahead",), ("3 miles per hour",)],
+    )
+    texts = ["Posture. Keep a **neutral gaze** ahead.", "Walk at 3 miles per hour.", "Bird dog. Repeat 5 times."]
+    ids = ["posture", "intro", "bird"]
+    examples.know(embedder.encode(texts), ["a.md"] * 3, ids, texts)
+    question = embedder.encode_one("should I be watching my toes or the ceiling on the belt?")
+    voted = examples.voted_chunks(embedder, question, 3)
+    assert voted[0] == "posture" and "bird" not in voted  # no example was answered by the bird dog
+    assert examples.voted_chunks(embedder, question, 1) == ["posture"]
+    assert examples.voted_chunks(embedder, question, 0) == []
+    with examples.without("where should my eyes point while I walk?"):
+        assert "posture" not in examples.voted_chunks(embedder, question, 3)
+
+
+def test_no_candidate_gets_a_vote_beside_a_passage_from_a_source_added_since(embedder) -> None:
+    """Nobody could have voted for a new document's passage, so among candidates that include
+    one, the votes would not compare like with like: none is given."""
+    from assistant.coverage import Examples
+
+    examples = Examples(
+        ["how many times do I repeat the bird dog?"], [], ["a.md"], answers=[("Repeat 5 times",)]
+    )
+    texts = ["Bird dog. **Repeat 5 times**, then switch.", "Walk at a 12 incline.", "Dead bug. Repeat 8 times."]
+    ids = ["bird", "intro", "dead-bug"]
+    examples.know(embedder.encode(texts), ["a.md", "a.md", "b.md"], ids, texts)
+    question = embedder.encode_one("bird dog: how many reps should I do?")
+    assert examples.votes(embedder, question, ids[:2])[0] > 0.0  # the labelled source alone
+    assert not examples.votes(embedder, question, ids).any()  # the new document's passage beside it
+
+
 def _labelled_questions() -> tuple[list[str], list[bool]]:
     covered = ["bird dog reps?", "how many reps of the bird dog", "glute bridge reps", "bird dog steps"]
     uncovered = [

@@ -55,3 +55,27 @@ def test_reranking_keeps_the_candidates_and_only_reorders_them(bot) -> None:
     ranked = bot.reranker.rerank(read, pool, vec, bot.composer.sentence_similarity)
     assert sorted(h.chunk.id for h in ranked) == sorted(h.chunk.id for h in pool)
     assert [h.score for h in ranked] == sorted((h.score for h in ranked), reverse=True)
+
+
+def test_the_candidates_are_the_fused_pool_and_the_voted_passages_it_left_out(bot) -> None:
+    """`Assistant.candidates`: fusion's pool first, as fused, then at most `voted_candidates`
+    passages the labelled questions most like this one were answered by, never twice."""
+    added_any = False
+    for question in (
+        "what should my eyes do on the belt?",
+        "where do I look when I'm on the hamster wheel?",  # fusion leaves its passage out
+        "why does my back hurt on the incline?",
+    ):
+        read = bot.retriever.reader.read(question)
+        vec = bot.embedder.encode_one(read.text)
+        pool = bot.retriever.search(read.search, query_vector=vec, top_k=bot.settings.rerank_pool)
+        got = bot.candidates(read, vec, bot.settings.rerank_pool)
+        ids = [h.chunk.id for h in got]
+        assert ids[: len(pool)] == [h.chunk.id for h in pool] and len(set(ids)) == len(ids)
+        added = ids[len(pool) :]
+        assert len(added) <= bot.settings.voted_candidates
+        voted = bot.examples.voted_chunks(bot.embedder, vec, bot.settings.voted_candidates)
+        assert added == [c for c in voted if c not in ids[: len(pool)]]
+        assert all(h.score == 0.0 and np.isfinite(h.similarity) for h in got[len(pool) :])
+        added_any |= bool(added)
+    assert added_any  # the mechanism is on: some question gained a candidate fusion missed
