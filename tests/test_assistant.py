@@ -83,6 +83,16 @@ def test_why_question_names_the_causes_spread_over_sections(bot) -> None:
     assert len({c.section for c in answer.citations}) >= 3
 
 
+def test_a_cause_said_negated_names_no_cause() -> None:
+    """"Pain that is not caused by a specific trauma" states no cause; taken as one, it filled the
+    causes passage's share of a "why" answer before the hip flexors did."""
+    from assistant.compose import Style
+
+    cue = Style.load().cues["cause_cues"]
+    assert not cue.findall("core stability can improve everyday low back pain that is not caused by a trauma")
+    assert cue.findall("poor posture, especially rounded shoulders, causes a lot of that force")
+
+
 def test_how_to_question_gives_the_exercise_steps_in_order(bot) -> None:
     answer = bot.ask("how do I do a glute bridge?")
     assert answer.citations[0].section.endswith("Glute Bridge")
