@@ -605,7 +605,8 @@ class Examples:
         self.answers = [tuple(a) for a in answers] or [() for _ in self.covered]
         self._vectors: tuple[Any, Any] | None = None
         self._knowledge: tuple[Any, Any] | None = None  # see `know`
-        self._answered: tuple[dict[str, int], Any] | None = None  # see `know` and `votes`
+        # (chunk ids, their columns, which chunks answered each covered example): see `know`, `votes`
+        self._answered: tuple[list[str], dict[str, int], Any] | None = None
         self._unseen: set[str] = set()  # chunks of sources added since the examples were labelled
         self._left_out: str | None = None  # see `without`
         self._rests: tuple[Any, Any] | None = None
@@ -705,7 +706,8 @@ class Examples:
         self._question_model = None
         self._read = read
         answered = holding(chunk_texts, self.answers)
-        self._answered = ({c: i for i, c in enumerate(chunk_ids)}, answered) if answered.any() else None
+        ids = list(chunk_ids)
+        self._answered = (ids, {c: i for i, c in enumerate(ids)}, answered) if answered.any() else None
         self._unseen = {c for c, n in zip(chunk_ids, new, strict=False) if n} if self.sources else set()
 
     @contextmanager
@@ -755,15 +757,13 @@ class Examples:
         out = np.zeros(len(chunk_ids), dtype=np.float32)
         if self._answered is None or not self._unseen.isdisjoint(chunk_ids):
             return out
-        column, answered = self._answered
-        voters = self.voters(embedder, vector)
-        if not voters:
+        _, column, _ = self._answered
+        score = self._vote_scores(embedder, vector)
+        if score is None:
             return out
-        top = np.array([i for i, _ in voters])
-        weight = np.array([w for _, w in voters], dtype=np.float32)
         for i, cid in enumerate(chunk_ids):
             if cid in column:
-                out[i] = float(weight @ answered[top, column[cid]]) / VOTERS
+                out[i] = float(score[column[cid]]) / VOTERS
         return out
 
     def voted_chunks(self, embedder: Any, vector: Any, limit: int) -> list[str]:
@@ -773,16 +773,25 @@ class Examples:
         ahead", but its nearest labelled questions were answered there)."""
         import numpy as np
 
-        if self._answered is None or limit <= 0:
+        score = self._vote_scores(embedder, vector) if limit > 0 else None
+        if score is None:
             return []
-        column, answered = self._answered
+        ids = self._answered[0]  # type: ignore[index]  # set whenever there are scores
+        return [ids[j] for j in np.argsort(-score, kind="stable")[:limit] if score[j] > 0]
+
+    def _vote_scores(self, embedder: Any, vector: Any) -> Any:
+        """Per chunk (in `know`'s order): the summed similarity of the VOTERS nearest covered
+        examples it answered; None when no example can vote."""
+        import numpy as np
+
+        if self._answered is None:
+            return None
+        _, _, answered = self._answered
         voters = self.voters(embedder, vector)
         if not voters:
-            return []
+            return None
         weight = np.array([w for _, w in voters], dtype=np.float32)
-        score = weight @ answered[np.array([i for i, _ in voters])]
-        ids = sorted(column, key=column.__getitem__)
-        return [ids[j] for j in np.argsort(-score, kind="stable")[:limit] if score[j] > 0]
+        return weight @ answered[np.array([i for i, _ in voters])]
 
     def _still_uncovered(self, unc: Any) -> Any:
         """Which uncovered examples are still unanswered by the sources (see `know`)."""
