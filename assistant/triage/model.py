@@ -3,7 +3,9 @@
 Features are the sentence embedding (meaning, English) next to character n-grams (typos,
 other languages, word pieces; the words a negation governs left out) and word n-grams with
 negation, hypothetical and historical marking ("no fever" is not "fever"), read by one
-multinomial logistic regression. Units that carry a sign weigh more in training, by
+multinomial logistic regression; with the policy's `context_embedding`, the embedding is read
+once more per context a unit is said in, so the model can learn how much a denied or
+hypothetical sign's meaning counts. Units that carry a sign weigh more in training, by
 level, so a missed emergency costs more than a false alarm. A second, small regression
 says whether the sign is about the writer or about someone else.
 """
@@ -69,6 +71,21 @@ class ContextMarker:
                 _context_patterns(tuple(self.contexts.items())),
             )
         return self._compiled
+
+    def flags(self, texts: list[str]) -> np.ndarray:
+        """Per text, 1.0 where it is said negated (holds a negation cue) and where it is said in
+        each of the policy's contexts, in that order: (texts, 1 + contexts). The model reads the
+        sentence embedding once as it is and once per flag it carries (`TriageModel._dense`), so
+        it can learn how much a sign's meaning counts when it is denied or merely asked about;
+        the n-grams alone cannot move a sentence embedding that says "numb" either way."""
+        cue, _, tagged = self._patterns()
+        out = np.zeros((len(texts), 1 + len(tagged)))
+        for i, text in enumerate(texts):
+            folded = fold(text)
+            out[i, 0] = any(cue.match(token) for token in _TOKEN.findall(folded))
+            for j, (_, pattern) in enumerate(tagged, start=1):
+                out[i, j] = pattern.search(folded) is not None
+        return out
 
     def without_negated(self, text: str) -> str:
         """The text with the words a negation governs left out (the character n-grams' view:
@@ -191,6 +208,8 @@ class TriageModel:
     fingerprint: str = ""
     # the policy's lay words it learned from its training messages, read as written (`LayWords`)
     lay_seen: frozenset[str] = frozenset()
+    # when set, the embedding is also read once per context flag the unit carries (`_dense`)
+    context_marker: ContextMarker | None = None
 
     def learned_words(self) -> frozenset[str]:
         """The words its word features hold (each met in at least two training units, folded)."""
@@ -198,27 +217,43 @@ class TriageModel:
 
     # -- scoring -----------------------------------------------------------------------
 
-    def _parts(self, texts: list[str], vectors: np.ndarray) -> tuple[sparse.csr_matrix, ...]:
-        dense = sparse.csr_matrix(np.asarray(vectors, dtype=np.float64) * self.embedding_weight)
-        return dense, self.char.transform(texts), self.word.transform(texts)  # type: ignore[attr-defined]
+    def _context_copies(self, texts: list[str], dense: np.ndarray) -> sparse.csr_matrix:
+        """With `context_marker`, a copy of the embedding per context the unit is said in
+        (negated, hypothetical, historical; zeros where it is not): an interaction a linear
+        model cannot form from the embedding and the n-grams side by side. Only the sign
+        classifier and the gate read them: they decide whether a sign is reported, which is
+        what a denial or a question changes; the scope classifier decides the topic."""
+        if self.context_marker is None:
+            return sparse.csr_matrix((len(texts), 0))
+        flags = self.context_marker.flags(texts)
+        return sparse.csr_matrix(np.hstack([dense * flags[:, j : j + 1] for j in range(flags.shape[1])]))
 
-    def features(self, texts: list[str], vectors: np.ndarray) -> sparse.csr_matrix:
-        return sparse.hstack(self._parts(texts, vectors), format="csr")
+    def _parts(self, texts: list[str], vectors: np.ndarray) -> tuple[sparse.csr_matrix, ...]:
+        """The plain features (embedding, character and word n-grams) and the context copies."""
+        dense = np.asarray(vectors, dtype=np.float64).reshape(len(texts), -1) * self.embedding_weight
+        char, word = self.char.transform(texts), self.word.transform(texts)  # type: ignore[attr-defined]
+        return sparse.csr_matrix(dense), char, word, self._context_copies(texts, dense)
+
+    def features(self, texts: list[str], vectors: np.ndarray, *, context: bool = True) -> sparse.csr_matrix:
+        """What the sign classifier and the gate read (`context`), or the scope classifier."""
+        dense, char, word, copies = self._parts(texts, vectors)
+        return sparse.hstack([dense, char, word, *([copies] if context else [])], format="csr")
 
     def score(self, texts: list[str], vectors: np.ndarray) -> Scores:
         """Every classifier on the same features, computed once: per-text sign probabilities,
         P(about someone else), and scope probabilities (meant for a whole message)."""
         if not texts:
             return Scores(np.zeros((0, len(self.classes))), np.zeros(0), [], np.zeros(0))
-        dense, char, word = self._parts(texts, vectors)
-        x = sparse.hstack([dense, char, word], format="csr")
+        dense, char, word, copies = self._parts(texts, vectors)
+        plain = sparse.hstack([dense, char, word], format="csr")
+        x = sparse.hstack([plain, copies], format="csr")
         proba = self.classifier.predict_proba(x)  # type: ignore[attr-defined]
         other = np.zeros(len(texts))
         if self.subject is not None:
             other = self.subject.predict_proba(sparse.hstack([char, word], format="csr"))[:, 1]  # type: ignore[attr-defined]
         scope: list[dict[str, float]] = []
         if self.scope is not None:
-            rows = self.scope.predict_proba(x)  # type: ignore[attr-defined]
+            rows = self.scope.predict_proba(plain)  # type: ignore[attr-defined]
             names = [str(c) for c in self.scope.classes_]  # type: ignore[attr-defined]
             scope = [dict(zip(names, map(float, row), strict=True)) for row in rows]
         gate = np.ones(len(texts))
@@ -274,6 +309,7 @@ class TriageModel:
             classifier=None,
             subject=None,
             embedding_weight=params.embedding_weight,
+            context_marker=marker if params.context_embedding else None,
         )
         x = model.features(data.texts, vectors)
         clf = LogisticRegression(C=params.C, max_iter=3000)
@@ -283,7 +319,7 @@ class TriageModel:
         if messages is not None and messages[0]:
             texts = [e.text for e in messages[0]]
             labels = [e.scope_class if not e.signs else "none" for e in messages[0]]
-            xm = model.features(texts, messages[1])
+            xm = model.features(texts, messages[1], context=False)
             if len(set(labels)) > 1:
                 model.scope = LogisticRegression(C=params.C, max_iter=3000, class_weight="balanced").fit(
                     xm, labels
@@ -318,10 +354,11 @@ class TriageModel:
         char, word = compile_vectorizer(self.char), compile_vectorizer(self.word)
         verify(self.char, char, texts, "character n-grams")
         verify(self.word, word, texts, "word n-grams")
-        dense, char_x, word_x = self._parts(texts, vectors)
-        x = sparse.hstack([dense, char_x, word_x], format="csr")
+        dense, char_x, word_x, copies = self._parts(texts, vectors)
+        plain = sparse.hstack([dense, char_x, word_x], format="csr")
+        x = sparse.hstack([plain, copies], format="csr")
         both = sparse.hstack([char_x, word_x], format="csr")
-        for name, inputs in (("classifier", x), ("scope", x), ("gate", x), ("subject", both)):
+        for name, inputs in (("classifier", x), ("scope", plain), ("gate", x), ("subject", both)):
             fitted = getattr(self, name)
             if fitted is not None:
                 compiled = compile_classifier(fitted)

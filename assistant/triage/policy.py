@@ -139,6 +139,11 @@ class ModelPolicy(_Model):
         description="Exponent of the gate: a unit's score is p_unit^(1-w) * p_window^w, where "
         "p_window = P(the unit's sentence and its neighbours report a sign at all).",
     )
+    context_embedding: bool = Field(
+        default=False,
+        description="Also read the sentence embedding once per context a unit is said in (negated, "
+        "and each of `context_cues`), so a denied or hypothetical sign can weigh differently.",
+    )
     gate_C: float = Field(default=4.0, gt=0, description="Inverse regularisation of the gate's regression.")
     pattern_veto: float = Field(
         default=0.0,
