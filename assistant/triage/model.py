@@ -75,7 +75,7 @@ class ContextMarker:
     def flags(self, texts: list[str]) -> np.ndarray:
         """Per text, 1.0 where it is said negated (holds a negation cue) and where it is said in
         each of the policy's contexts, in that order: (texts, 1 + contexts). The model reads the
-        sentence embedding once as it is and once per flag it carries (`TriageModel._dense`), so
+        sentence embedding once as it is and once per flag it carries (`TriageModel._context_copies`), so
         it can learn how much a sign's meaning counts when it is denied or merely asked about;
         the n-grams alone cannot move a sentence embedding that says "numb" either way."""
         cue, _, tagged = self._patterns()
@@ -208,7 +208,7 @@ class TriageModel:
     fingerprint: str = ""
     # the policy's lay words it learned from its training messages, read as written (`LayWords`)
     lay_seen: frozenset[str] = frozenset()
-    # when set, the embedding is also read once per context flag the unit carries (`_dense`)
+    # when set, the embedding is also read once per context flag the unit carries (`_context_copies`)
     context_marker: ContextMarker | None = None
 
     def learned_words(self) -> frozenset[str]:
