@@ -78,13 +78,13 @@ class ContextMarker:
         sentence embedding once as it is and once per flag it carries (`TriageModel._context_copies`), so
         it can learn how much a sign's meaning counts when it is denied or merely asked about;
         the n-grams alone cannot move a sentence embedding that says "numb" either way."""
-        cue, _, tagged = self._patterns()
-        out = np.zeros((len(texts), 1 + len(tagged)))
+        cue = self._patterns()[0]
+        tags = list(self.contexts)
+        out = np.zeros((len(texts), 1 + len(tags)))
         for i, text in enumerate(texts):
-            folded = fold(text)
-            out[i, 0] = any(cue.match(token) for token in _TOKEN.findall(folded))
-            for j, (_, pattern) in enumerate(tagged, start=1):
-                out[i, j] = pattern.search(folded) is not None
+            out[i, 0] = any(cue.match(token) for token in _TOKEN.findall(fold(text)))
+            said_in = contexts(text, self.contexts)
+            out[i, 1:] = [tag in said_in for tag in tags]
         return out
 
     def without_negated(self, text: str) -> str:
