@@ -472,6 +472,27 @@ def test_the_backstop_reads_someone_elses_body_as_the_writers(policy: TriagePoli
     assert Triager(policy).assess(message).level == E
 
 
+@pytest.mark.parametrize(
+    ("message", "level"),
+    [
+        ("I haven't fainted", S),
+        ("didn't pass out, just felt wobbly for a second", S),
+        ("I wasn't confused or slurring, just tired", S),
+        ("he hasn't lost control of his bladder", S),
+        # the negation governs another verb, not the sign's: still a report
+        ("I didn't realise I'd wet myself until I got home", E),
+        ("I didn't notice I'd lost control of my bladder", E),
+        ("I haven't been able to pass urine since this morning", E),
+    ],
+)
+def test_the_backstop_reads_a_negated_auxiliary_only_right_before_the_sign(
+    policy: TriagePolicy, message: str, level: TriageLevel
+) -> None:
+    """Contracted "not" ("haven't", "didn't") was no negation cue: "I haven't fainted" was an
+    emergency. `negation.governing` cancels a sign only when said right before its words."""
+    assert Triager(policy).assess(message).level == level
+
+
 def test_a_failing_model_leaves_the_backstop_standing(triager: Triager, monkeypatch) -> None:
     assert triager.model is not None
 

@@ -118,6 +118,7 @@ class PatternMatcher:
         self._resolved = comp(_alt(neg.resolved), where="negation.resolved")
         self._definition = comp(_alt(neg.definition), where="negation.definition") if neg.definition else None
         self._asking = re.compile(rf"(?<!\w)(?:{_alt(neg.asking)})\s*$")
+        self._governing = re.compile(rf"(?<!\w)(?:{_alt(neg.governing)})\s*$") if neg.governing else None
         self._terminator = comp(_alt(neg.terminators), where="negation.terminators")
         self._requests = [
             (r, [comp(p, where=f"scope request {r.id!r}") for p in r.patterns]) for r in policy.scope.requests
@@ -137,6 +138,7 @@ class PatternMatcher:
                     *neg.hypothetical,
                     *neg.asking,
                     *neg.resolved,
+                    *neg.governing,
                     *(p for r in policy.scope.requests for p in r.patterns),
                 ]
             )
@@ -243,6 +245,8 @@ class PatternMatcher:
             return True
         if self._hypothetical.search(before) or self._asking.search(before):
             return True
+        if self._governing is not None and self._governing.search(before):
+            return True  # "I haven't fainted": a negated auxiliary right before the sign's own verb
         if self._definition is not None and self._definition.search(after):
             return True  # "numbness in the groin means go to the ER": a rule someone told them
         return not sign.history_matters and bool(self._resolved.search(before + " " + after))

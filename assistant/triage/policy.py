@@ -224,6 +224,10 @@ class NegationPolicy(_Model):
     )
     asking: list[str]
     resolved: list[str]
+    governing: list[str] = Field(
+        default=[],
+        description="Negated auxiliaries that cancel a sign only when said right before its words.",
+    )
 
 
 class RequestPolicy(_Model):
