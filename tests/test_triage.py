@@ -672,6 +672,7 @@ def test_policy_validates_and_every_sign_is_reviewable(policy: TriagePolicy) -> 
         (lambda raw: raw["signs"][0].pop("source"), "source"),
         (lambda raw: raw["signs"][0].update(patterns=["(unclosed"]), "does not compile"),
         (lambda raw: raw["signs"][0].update(patterns=["<nosuchterm> x"]), "nosuchterm"),
+        (lambda raw: raw["negation"].update(governing=["(havent"]), "negation.governing"),
         (lambda raw: raw["signs"][0].update(level="self_care"), "level"),
         (lambda raw: raw["costs"]["missed"].pop("urgent"), "urgent"),
         (lambda raw: raw["model"].update(lay_words_file="nosuchfile.yaml"), "nosuchfile.yaml"),

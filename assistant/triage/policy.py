@@ -317,8 +317,8 @@ class TriagePolicy(_Model):
         for request in self.scope.requests:
             for pattern in request.patterns:
                 self.compile(pattern, where=f"scope request {request.id!r}")
-        for name in ("pre", "post", "pseudo", "terminators", "hypothetical", "asking", "resolved"):
-            for pattern in getattr(self.negation, name):
+        for name, cues in self.negation:  # every cue list, so a new one is checked too
+            for pattern in cues if isinstance(cues, list) else ():
                 self.compile(pattern, where=f"negation.{name}", words=not pattern.startswith("^"))
 
     def compile(self, pattern: str, *, where: str, words: bool = True) -> Pattern:
